@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs everything imagegate's tests need on a fresh Debian/Ubuntu machine, and nothing else.
+#
+#   - from the machine's own Debian release: docker-registry (distribution 2.8), skopeo (to push
+#     fixtures), apache2-utils (htpasswd), openssl, hyperfine, libxml2-utils (xmllint), time;
+#   - from Debian's next release (trixie), unpacked into a cache folder without touching the
+#     system's apt configuration: cosign 2.5 and skopeo 1.18 (bookworm's skopeo cannot sign or
+#     verify sigstore signatures: Debian builds it with sigstore disabled);
+#   - from PyPI, into a virtualenv in the cache folder: moto[server] for the AWS KMS tests.
+#
+# The cache folder ($IMAGEGATE_TESTBED_CACHE, default ~/.cache/imagegate-testbed) is reused between
+# runs. On success the last line printed is the cache folder; tests find the tools there.
+set -euo pipefail
+
+CACHE="${IMAGEGATE_TESTBED_CACHE:-$HOME/.cache/imagegate-testbed}"
+mkdir -p "$CACHE"
+log() { printf 'install-testbed: %s\n' "$*" >&2; }
+die() { printf 'install-testbed: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else die "need root to run: $* (run this script as root, or install sudo)"
+    fi
+}
+
+# --- 1. packages of this Debian release -----------------------------------------------------
+APT_PACKAGES=(docker-registry skopeo apache2-utils openssl hyperfine libxml2-utils time ca-certificates python3-venv)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} by hand (Debian/Ubuntu packages)"
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq || die "apt-get update failed: check the machine's apt sources and network"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+fi
+
+# --- 2. cosign 2.5 and skopeo 1.18 from Debian trixie ------------------------------------------
+TRIXIE="$CACHE/trixie"
+ROOT="$TRIXIE/root"
+if [ ! -x "$ROOT/usr/bin/cosign" ] || [ ! -x "$ROOT/usr/bin/skopeo" ]; then
+    mkdir -p "$TRIXIE/parts" "$TRIXIE/lists/partial" "$TRIXIE/cache/archives/partial" "$TRIXIE/debs"
+    # Reuse the machine's own Debian mirror entry, with the suite switched to trixie.
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
+            | sed -e 's/^Suites:.*/Suites: trixie/' > "$TRIXIE/parts/trixie.sources"
+    elif [ -f /etc/apt/sources.list ]; then
+        grep -E '^deb ' /etc/apt/sources.list | grep -v -- '-security' | head -n1 \
+            | awk '{print $1, $2, "trixie", "main"}' > "$TRIXIE/parts/trixie.list"
+    else
+        die "no apt source found (/etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list)"
+    fi
+    O=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$TRIXIE/parts"
+       -o "Dir::State::Lists=$TRIXIE/lists" -o "Dir::Cache=$TRIXIE/cache"
+       -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    log "fetching cosign and skopeo from Debian trixie into $TRIXIE"
+    apt-get "${O[@]}" update -qq || die "apt-get update for trixie failed (is the Debian mirror reachable?)"
+    (cd "$TRIXIE/debs" && apt-get "${O[@]}" download cosign skopeo libc6 libgpgme11t64 libassuan9 \
+        libgpg-error0 libsqlite3-0 >/dev/null) || die "downloading trixie packages failed"
+    rm -rf "$ROOT"; mkdir -p "$ROOT"
+    for deb in "$TRIXIE"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+fi
+# skopeo 1.18 needs trixie's glibc: a wrapper runs it through trixie's own loader.
+LIBDIR="$ROOT/usr/lib/$(uname -m)-linux-gnu"
+LOADER=$(ls "$LIBDIR"/ld-linux*.so.* 2>/dev/null | head -n1)
+[ -n "$LOADER" ] || die "trixie's dynamic loader not found under $LIBDIR"
+mkdir -p "$CACHE/bin"
+cat > "$CACHE/bin/skopeo-sigstore" <<WRAP
+#!/bin/sh
+exec "$LOADER" --library-path "$LIBDIR" "$ROOT/usr/bin/skopeo" "\$@"
+WRAP
+chmod +x "$CACHE/bin/skopeo-sigstore"
+ln -sf "$ROOT/usr/bin/cosign" "$CACHE/bin/cosign"
+"$CACHE/bin/cosign" version >/dev/null 2>&1 || die "cosign from trixie does not run"
+"$CACHE/bin/skopeo-sigstore" --version >/dev/null 2>&1 || die "skopeo from trixie does not run"
+
+# --- 3. moto_server from PyPI -----------------------------------------------------------------
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/moto_server" ]; then
+    log "installing moto[server] from PyPI into $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+    "$VENV/bin/pip" install -q 'moto[server]>=5.1,<6' boto3 || die "pip install moto[server] failed"
+fi
+ln -sf "$VENV/bin/moto_server" "$CACHE/bin/moto_server"
+
+log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)')"
+echo "$CACHE"
