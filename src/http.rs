@@ -152,8 +152,10 @@ impl Http {
                 Ok(value) => return Ok(value),
                 Err(err) if err.is_transient() && attempt < attempts => {
                     let delay = err.retry_after().unwrap_or_else(|| backoff(attempt));
+                    // The error names the URL already; `what` is for the debug log.
+                    tracing::debug!("{what} failed on attempt {attempt}");
                     tracing::warn!(
-                        "{what}: {err}; trying again in {:.1}s (attempt {} of {attempts})",
+                        "{err}; trying again in {:.1}s (attempt {} of {attempts})",
                         delay.as_secs_f32(),
                         attempt + 1
                     );

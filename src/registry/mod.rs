@@ -137,6 +137,9 @@ impl RegistryError {
             RegistryError::Unreachable { registry, .. } => Some(format!(
                 "check that {registry} is up and reachable from here; --retries and --timeout control how hard imagegate tries; a registry that speaks plain HTTP needs --insecure-registry {registry}"
             )),
+            RegistryError::Certificate { registry, cause, .. } if cause.contains("CaUsedAsEndEntity") => Some(format!(
+                "{registry} presents a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default) as its own server certificate; Go clients tolerate that, imagegate's TLS stack does not. Give the registry a server certificate signed by that CA (CA:FALSE, with the registry's name or IP in subjectAltName), or use --insecure-registry {registry}"
+            )),
             RegistryError::Certificate { registry, .. } => Some(format!(
                 "pass the registry's CA certificate with --ca-file PATH (or SSL_CERT_FILE), or use --insecure-registry {registry} to skip verification for this registry only"
             )),
