@@ -64,7 +64,9 @@ impl Error {
             Error::Registry(RegistryError::Credentials(CredentialError::Helper { .. })) => {
                 Exit::Incomplete
             }
-            Error::Registry(RegistryError::Credentials(_)) => Exit::BadInput,
+            Error::Registry(RegistryError::Credentials(_) | RegistryError::Setup(_)) => {
+                Exit::BadInput
+            }
             Error::Registry(_) => Exit::Incomplete,
         }
     }

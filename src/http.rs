@@ -4,7 +4,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -34,13 +37,14 @@ impl Default for NetworkSettings {
 }
 
 /// The network could not be set up from the options given (exit code 2: the input was wrong).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot read --ca-file {}: {source}", path.display())]
-    CaFileUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read --ca-file {}: {reason}", path.display())]
+    CaFileUnreadable { path: PathBuf, reason: String },
+    #[error(
+        "no trusted root certificates: the system has none (install the ca-certificates package) and no --ca-file was given"
+    )]
+    NoRoots,
     #[error("--ca-file {} holds no PEM certificate{}", path.display(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     CaFileEmpty {
         path: PathBuf,
@@ -52,14 +56,16 @@ pub enum SetupError {
 
 pub const USER_AGENT: &str = concat!("imagegate/", env!("CARGO_PKG_VERSION"));
 
-/// HTTP clients built once from [`NetworkSettings`].
-#[derive(Clone)]
+/// HTTP clients built from [`NetworkSettings`] on first use. The system roots are loaded only
+/// when a verifying client is first needed (a plain-HTTP or local run never reads them), and only
+/// once: every client, `oci-client`'s included, gets the same list.
 pub struct Http {
     settings: NetworkSettings,
-    /// Every extra root certificate, PEM-encoded, one per entry.
-    extra_roots_pem: Vec<Vec<u8>>,
-    verified: reqwest::Client,
-    unverified: reqwest::Client,
+    /// Roots from `--ca-file`, read up front so that a bad file fails early.
+    extra_roots: Vec<CertificateDer<'static>>,
+    roots: OnceLock<Result<Vec<CertificateDer<'static>>, SetupError>>,
+    verified: OnceLock<Result<reqwest::Client, SetupError>>,
+    unverified: OnceLock<Result<reqwest::Client, SetupError>>,
 }
 
 impl fmt::Debug for Http {
@@ -72,37 +78,16 @@ impl fmt::Debug for Http {
 
 impl Http {
     pub fn new(settings: NetworkSettings) -> Result<Http, SetupError> {
-        let mut extra_roots_pem = Vec::new();
+        let mut extra_roots = Vec::new();
         for path in &settings.ca_files {
-            extra_roots_pem.extend(read_pem_certificates(path)?);
+            extra_roots.extend(read_pem_certificates(path)?);
         }
-        let build = |verify: bool| {
-            let mut builder = reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .connect_timeout(settings.timeout.min(Duration::from_secs(15)))
-                .timeout(settings.timeout)
-                .redirect(reqwest::redirect::Policy::limited(5));
-            if verify {
-                let certs = extra_roots_pem
-                    .iter()
-                    .map(|pem| reqwest::Certificate::from_pem(pem))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| SetupError::Client(e.to_string()))?;
-                if !certs.is_empty() {
-                    builder = builder.tls_certs_merge(certs);
-                }
-            } else {
-                builder = builder.danger_accept_invalid_certs(true);
-            }
-            builder
-                .build()
-                .map_err(|e| SetupError::Client(e.to_string()))
-        };
         Ok(Http {
-            verified: build(true)?,
-            unverified: build(false)?,
-            extra_roots_pem,
             settings,
+            extra_roots,
+            roots: OnceLock::new(),
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
         })
     }
 
@@ -110,9 +95,24 @@ impl Http {
         &self.settings
     }
 
-    /// The extra roots from `--ca-file`, one PEM certificate each.
-    pub fn extra_roots_pem(&self) -> &[Vec<u8>] {
-        &self.extra_roots_pem
+    /// Every trusted root: the system's (or `SSL_CERT_FILE`'s), plus `--ca-file`.
+    pub fn trusted_roots(&self) -> Result<&[CertificateDer<'static>], SetupError> {
+        self.roots
+            .get_or_init(|| {
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    tracing::debug!("while loading the system's root certificates: {e}");
+                }
+                let mut roots = native.certs;
+                roots.extend(self.extra_roots.iter().cloned());
+                if roots.is_empty() {
+                    return Err(SetupError::NoRoots);
+                }
+                Ok(roots)
+            })
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
     }
 
     /// Whether `host` (as written in an image reference, `HOST[:PORT]`) was named insecure.
@@ -124,17 +124,45 @@ impl Http {
     }
 
     /// The client to use for `host`: without certificate checks only for an insecure host.
-    pub fn client_for(&self, host: &str) -> &reqwest::Client {
+    pub fn client_for(&self, host: &str) -> Result<&reqwest::Client, SetupError> {
         if self.is_insecure(host) {
-            &self.unverified
+            self.unverified
+                .get_or_init(|| self.build(false))
+                .as_ref()
+                .map_err(Clone::clone)
         } else {
-            &self.verified
+            self.client()
         }
     }
 
     /// The client that verifies certificates (key backends always use it).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.verified
+    pub fn client(&self) -> Result<&reqwest::Client, SetupError> {
+        self.verified
+            .get_or_init(|| self.build(true))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build(&self, verify: bool) -> Result<reqwest::Client, SetupError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(self.settings.timeout.min(Duration::from_secs(15)))
+            .timeout(self.settings.timeout)
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if verify {
+            let certs = self
+                .trusted_roots()?
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SetupError::Client(e.to_string()))?;
+            builder = builder.tls_certs_only(certs);
+        } else {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        builder
+            .build()
+            .map_err(|e| SetupError::Client(e.to_string()))
     }
 
     /// Runs `op` until it succeeds, fails for good, or the retries are used up.
@@ -284,13 +312,14 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-fn read_pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, SetupError> {
-    use rustls_pki_types::CertificateDer;
+fn read_pem_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     use rustls_pki_types::pem::PemObject;
 
-    let bytes = std::fs::read(path).map_err(|source| SetupError::CaFileUnreadable {
+    let bytes = std::fs::read(path).map_err(|e| SetupError::CaFileUnreadable {
         path: path.to_path_buf(),
-        source,
+        reason: e.to_string(),
     })?;
     let mut pems = Vec::new();
     for cert in CertificateDer::pem_slice_iter(&bytes) {
@@ -298,7 +327,7 @@ fn read_pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, SetupEr
             path: path.to_path_buf(),
             detail: Some(e.to_string()),
         })?;
-        pems.push(der_to_pem(&der));
+        pems.push(der);
     }
     if pems.is_empty() {
         return Err(SetupError::CaFileEmpty {
@@ -307,18 +336,6 @@ fn read_pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, SetupEr
         });
     }
     Ok(pems)
-}
-
-fn der_to_pem(der: &[u8]) -> Vec<u8> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem.into_bytes()
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ fn tag_resolves_to_the_digest_skopeo_sees() {
     let out = digest(&registry, "team/app:v1").run();
     out.expect_code(0);
     let skopeo_digest = sha256(&fixtures::skopeo_raw(&registry, "team/app:v1"));
-    assert_eq!(skopeo_digest, layout.digest, "skopeo sees the pushed manifest unchanged");
+    assert_eq!(
+        skopeo_digest, layout.digest,
+        "skopeo sees the pushed manifest unchanged"
+    );
     assert_eq!(
         out.stdout.trim_end(),
         format!("{}@{skopeo_digest}", registry.image("team/app"))
@@ -43,7 +46,10 @@ fn resolving_a_tag_costs_at_most_two_requests() {
     let requests = registry.requests_from("imagegate/");
     assert_eq!(
         requests,
-        vec!["GET /v2/".to_string(), "GET /v2/app/manifests/v1".to_string()],
+        vec![
+            "GET /v2/".to_string(),
+            "GET /v2/app/manifests/v1".to_string()
+        ],
         "the /v2/ challenge and one manifest GET, nothing else"
     );
 }
@@ -63,7 +69,10 @@ fn digest_and_ref_files_hold_exactly_the_values() {
         .args(["--ref-file", &ref_file.display().to_string()])
         .run()
         .expect_code(0);
-    assert_eq!(std::fs::read_to_string(&digest_file).unwrap(), layout.digest);
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).unwrap(),
+        layout.digest
+    );
     assert_eq!(
         std::fs::read_to_string(&ref_file).unwrap(),
         format!("{}@{}", registry.image("app"), layout.digest),
@@ -90,7 +99,11 @@ fn a_pinned_reference_is_checked_to_exist() {
     let out = digest(&registry, &format!("app@{absent}")).run();
     out.expect_code(3);
     assert!(out.stderr.contains("manifest not found"), "{}", out.stderr);
-    assert!(out.stderr.contains(&absent), "names the digest: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&absent),
+        "names the digest: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -125,7 +138,11 @@ fn an_index_resolves_to_its_own_digest_or_to_a_platform() {
         .unwrap()
         .to_string();
     let child_bytes = fixtures::skopeo_raw(&registry, &format!("app@{arm64}"));
-    assert_eq!(sha256(&child_bytes), arm64, "the child exists as skopeo sees it");
+    assert_eq!(
+        sha256(&child_bytes),
+        arm64,
+        "the child exists as skopeo sees it"
+    );
 
     for platform in ["linux/arm64", "linux/arm64/v8", "linux/aarch64"] {
         let out = digest(&registry, "app:multi")
@@ -164,8 +181,16 @@ fn a_platform_the_index_lacks_is_an_error_listing_what_there_is() {
         .args(["--platform", "linux/s390x"])
         .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("has no image for linux/s390x"), "{}", out.stderr);
-    assert!(out.stderr.contains("linux/amd64, linux/arm64/v8"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("has no image for linux/s390x"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("linux/amd64, linux/arm64/v8"),
+        "{}",
+        out.stderr
+    );
 
     // A single-platform image answers for its own platform only.
     let single = temp_dir();
@@ -181,9 +206,15 @@ fn a_platform_the_index_lacks_is_an_error_listing_what_there_is() {
     out.expect_code(2);
     assert!(out.stderr.contains("linux/amd64 only"), "{}", out.stderr);
 
-    let out = digest(&registry, "single:v1").args(["--platform", "linux"]).run();
+    let out = digest(&registry, "single:v1")
+        .args(["--platform", "linux"])
+        .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("invalid platform 'linux'"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("invalid platform 'linux'"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -207,7 +238,10 @@ fn tls_registry_with_credentials_from_config_and_ca_file() {
     // The same through DOCKER_CONFIG and SSL_CERT_FILE.
     let out = Imagegate::new()
         .env("DOCKER_CONFIG", config_dir.path().display().to_string())
-        .env("SSL_CERT_FILE", registry.certificate().display().to_string())
+        .env(
+            "SSL_CERT_FILE",
+            registry.certificate().display().to_string(),
+        )
         .args(["digest", &registry.image("secure/app:v1")])
         .run();
     out.expect_code(0);
@@ -251,7 +285,11 @@ fn a_self_signed_ca_certificate_gets_an_explanation() {
         .args(["digest", &registry.image("app:v1")])
         .run();
     out.expect_code(3);
-    assert!(out.stderr.contains("presents a CA certificate"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("presents a CA certificate"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("signed by that CA"), "{}", out.stderr);
 }
 
@@ -272,7 +310,11 @@ fn a_wrong_password_is_refused_without_printing_it() {
         .run();
     out.expect_code(3);
     assert!(out.stderr.contains("unauthorized"), "{}", out.stderr);
-    assert!(out.stderr.contains(&registry.host()), "names the registry: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&registry.host()),
+        "names the registry: {}",
+        out.stderr
+    );
     assert!(out.stderr.contains("user 'alice'"), "{}", out.stderr);
     for text in [&out.stdout, &out.stderr] {
         assert!(!text.contains(wrong), "the password leaked: {text}");
@@ -291,7 +333,12 @@ fn a_wrong_password_is_refused_without_printing_it() {
         .args(["digest", &registry.image("app:v1")])
         .run();
     out.expect_code(3);
-    assert!(out.stderr.contains("requires credentials and none were found"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("requires credentials and none were found"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("docker login"), "{}", out.stderr);
 }
 
@@ -306,7 +353,11 @@ fn an_unknown_tag_is_named() {
     out.expect_code(3);
     assert!(out.stderr.contains("tag not found"), "{}", out.stderr);
     assert!(out.stderr.contains("'no-such-tag'"), "{}", out.stderr);
-    assert!(!out.stderr.contains("trying again"), "a 404 is not retried: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("trying again"),
+        "a 404 is not retried: {}",
+        out.stderr
+    );
 
     let out = digest(&registry, "nobody/here:v1").run();
     out.expect_code(3);
@@ -315,11 +366,25 @@ fn an_unknown_tag_is_named() {
 
 #[test]
 fn a_malformed_reference_is_exit_2_with_a_caret() {
-    let out = Imagegate::new().args(["digest", "registry.example.com/Team/app:v1"]).run();
+    let out = Imagegate::new()
+        .args(["digest", "registry.example.com/Team/app:v1"])
+        .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("repository names must be lowercase"), "{}", out.stderr);
-    assert!(out.stderr.contains("registry.example.com/Team/app:v1\n"), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("    {}^", " ".repeat(21))), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("repository names must be lowercase"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("registry.example.com/Team/app:v1\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("    {}^", " ".repeat(21))),
+        "{}",
+        out.stderr
+    );
 
     let out = Imagegate::new().args(["digest", "app:"]).run();
     out.expect_code(2);
@@ -327,7 +392,11 @@ fn a_malformed_reference_is_exit_2_with_a_caret() {
 
     let out = Imagegate::new().args(["digest"]).run();
     out.expect_code(2);
-    assert!(out.stderr.contains("IMAGE"), "clap names the missing argument: {}", out.stderr);
+    assert!(
+        out.stderr.contains("IMAGE"),
+        "clap names the missing argument: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -347,9 +416,21 @@ fn a_stopped_registry_is_retried_then_exit_3() {
         "two retries, announced: {}",
         out.stderr
     );
-    assert!(out.stderr.contains(&format!("cannot reach {host}")), "{}", out.stderr);
-    assert!(out.stderr.to_lowercase().contains("connection refused"), "{}", out.stderr);
-    assert!(out.stderr.contains("gave up after 3 attempts"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot reach {host}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("connection refused"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("gave up after 3 attempts"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -410,28 +491,49 @@ fn bad_local_layouts_are_exit_2_naming_the_problem() {
         .args(["digest", &format!("oci:{}:v2", dir.path().display())])
         .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("has no image tagged 'v2' (tags there: v1)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("has no image tagged 'v2' (tags there: v1)"),
+        "{}",
+        out.stderr
+    );
 
     let missing = dir.path().join("nope");
     let out = Imagegate::new()
         .args(["digest", &format!("oci:{}", missing.display())])
         .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("the directory does not exist"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the directory does not exist"),
+        "{}",
+        out.stderr
+    );
 
     // A corrupted blob is caught by its digest.
     let hex = layout.digest.trim_start_matches("sha256:");
-    std::fs::write(dir.path().join("blobs/sha256").join(hex), b"{\"tampered\":true}").unwrap();
+    std::fs::write(
+        dir.path().join("blobs/sha256").join(hex),
+        b"{\"tampered\":true}",
+    )
+    .unwrap();
     let out = Imagegate::new().args(["digest", &layout.oci_ref()]).run();
     out.expect_code(2);
-    assert!(out.stderr.contains("does not match its digest"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not match its digest"),
+        "{}",
+        out.stderr
+    );
 
     let not_tar = write_file(dir.path(), "not.tar", "plain text");
     let out = Imagegate::new()
         .args(["digest", &format!("oci-archive:{}", not_tar.display())])
         .run();
     out.expect_code(2);
-    assert!(out.stderr.contains("is not an OCI image layout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not an OCI image layout"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -449,7 +551,13 @@ fn transient_failures_are_retried_and_4xx_are_not() {
                     .header("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
             ],
         ),
-        (("GET", "/v2/app/manifests/denied"), vec![Answer::new(403, r#"{"errors":[{"code":"DENIED","message":"no"}]}"#)]),
+        (
+            ("GET", "/v2/app/manifests/denied"),
+            vec![Answer::new(
+                403,
+                r#"{"errors":[{"code":"DENIED","message":"no"}]}"#,
+            )],
+        ),
     ]);
     let out = Imagegate::new()
         .args(["--insecure-registry", &stub.host()])
@@ -457,7 +565,12 @@ fn transient_failures_are_retried_and_4xx_are_not() {
         .run();
     out.expect_code(0);
     assert!(out.stdout.contains(&sha256(manifest)), "{}", out.stdout);
-    assert_eq!(out.stderr.matches("trying again").count(), 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("trying again").count(),
+        2,
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
 
     let out = Imagegate::new()
@@ -481,12 +594,20 @@ fn an_oversized_manifest_is_refused_and_says_so() {
     let huge = vec![b' '; 5 * 1024 * 1024];
     let stub = Stub::start(vec![
         (("GET", "/v2/"), vec![Answer::new(200, "{}")]),
-        (("GET", "/v2/app/manifests/v1"), vec![Answer::new(200, huge)]),
+        (
+            ("GET", "/v2/app/manifests/v1"),
+            vec![Answer::new(200, huge)],
+        ),
     ]);
     let out = Imagegate::new()
         .args(["--insecure-registry", &stub.host()])
         .args(["digest", &format!("{}/app:v1", stub.host())])
         .run();
     out.expect_code(3);
-    assert!(out.stderr.contains("is 5 MiB long; imagegate reads at most 4 MiB"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("is 5 MiB long; imagegate reads at most 4 MiB"),
+        "{}",
+        out.stderr
+    );
 }

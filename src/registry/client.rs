@@ -388,6 +388,25 @@ impl Registry {
         } else {
             "https"
         };
+        // The same roots as every other client, loaded once; none are needed without checks.
+        let roots = if insecure {
+            Vec::new()
+        } else {
+            self.http
+                .trusted_roots()
+                .map_err(RegistryError::Setup)?
+                .iter()
+                .map(|der| Certificate {
+                    encoding: CertificateEncoding::Der,
+                    data: der.to_vec(),
+                })
+                .collect()
+        };
+        let http = self
+            .http
+            .client_for(name)
+            .map_err(RegistryError::Setup)?
+            .clone();
         let config = ClientConfig {
             protocol: if scheme == "http" {
                 ClientProtocol::Http
@@ -395,15 +414,7 @@ impl Registry {
                 ClientProtocol::Https
             },
             accept_invalid_certificates: insecure,
-            extra_root_certificates: self
-                .http
-                .extra_roots_pem()
-                .iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
+            tls_certs_only: roots,
             use_monolithic_push: true,
             read_timeout: Some(self.http.settings().timeout),
             connect_timeout: Some(self.http.settings().timeout),
@@ -420,7 +431,7 @@ impl Registry {
             api_host,
             scheme,
             oci,
-            http: self.http.client_for(name).clone(),
+            http,
             grants: Mutex::new(HashMap::new()),
         });
         hosts.insert(name.to_string(), host.clone());
@@ -436,7 +447,7 @@ impl Registry {
         api_host: &str,
     ) -> Result<&'static str, RegistryError> {
         let url = format!("https://{api_host}/v2/");
-        let client = self.http.client_for(name);
+        let client = self.http.client_for(name).map_err(RegistryError::Setup)?;
         self.http
             .retry(&format!("GET {url}"), || async {
                 match client.get(&url).send().await {

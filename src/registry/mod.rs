@@ -98,6 +98,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    #[error(transparent)]
+    Setup(#[from] crate::http::SetupError),
 }
 
 fn attempts_note(attempts: u32) -> String {
@@ -137,7 +139,9 @@ impl RegistryError {
             RegistryError::Unreachable { registry, .. } => Some(format!(
                 "check that {registry} is up and reachable from here; --retries and --timeout control how hard imagegate tries; a registry that speaks plain HTTP needs --insecure-registry {registry}"
             )),
-            RegistryError::Certificate { registry, cause, .. } if cause.contains("CaUsedAsEndEntity") => Some(format!(
+            RegistryError::Certificate {
+                registry, cause, ..
+            } if cause.contains("CaUsedAsEndEntity") => Some(format!(
                 "{registry} presents a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default) as its own server certificate; Go clients tolerate that, imagegate's TLS stack does not. Give the registry a server certificate signed by that CA (CA:FALSE, with the registry's name or IP in subjectAltName), or use --insecure-registry {registry}"
             )),
             RegistryError::Certificate { registry, .. } => Some(format!(

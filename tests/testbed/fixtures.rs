@@ -56,7 +56,10 @@ impl ImageSpec {
             created: "2024-01-15T10:00:00Z".into(),
             user: "app".into(),
             labels: vec![
-                ("org.opencontainers.image.source".into(), "https://git.example.com/team/app".into()),
+                (
+                    "org.opencontainers.image.source".into(),
+                    "https://git.example.com/team/app".into(),
+                ),
                 ("maintainer".into(), "team@example.com".into()),
             ],
             env: vec![
@@ -65,9 +68,15 @@ impl ImageSpec {
             ],
             exposed_ports: vec!["8080/tcp".into()],
             steps: vec![
-                step("/bin/sh -c #(nop) ADD file:4b03b5f551e3fbdf47ec609712007327828f7530cc3455c43bbcdcaf449a75a9 in / ", true),
+                step(
+                    "/bin/sh -c #(nop) ADD file:4b03b5f551e3fbdf47ec609712007327828f7530cc3455c43bbcdcaf449a75a9 in / ",
+                    true,
+                ),
                 step("/bin/sh -c #(nop)  CMD [\"/bin/sh\"]", false),
-                step("/bin/sh -c #(nop)  LABEL maintainer=team@example.com", false),
+                step(
+                    "/bin/sh -c #(nop)  LABEL maintainer=team@example.com",
+                    false,
+                ),
                 step("/bin/sh -c addgroup -S app && adduser -S app -G app", true),
                 step("/bin/sh -c #(nop) COPY dir:0f2a7b3c in /app ", true),
                 step("/bin/sh -c #(nop)  ENV APP_PORT=8080", false),
@@ -114,8 +123,11 @@ struct Writer {
 impl Writer {
     fn new(dir: &Path) -> Writer {
         std::fs::create_dir_all(dir.join("blobs/sha256")).expect("blobs dir");
-        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
-        Writer { dir: dir.to_path_buf() }
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("oci-layout");
+        Writer {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Stores a blob, returning its descriptor fields.
@@ -200,7 +212,11 @@ impl Writer {
                 "annotations": {"org.opencontainers.image.ref.name": tag},
             }],
         });
-        std::fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index.json");
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).expect("json"),
+        )
+        .expect("index.json");
     }
 }
 
@@ -273,7 +289,12 @@ pub fn push(layout: &Layout, registry: &Registry, repo_and_tag: &str) {
 pub fn skopeo_raw(registry: &Registry, image: &str) -> Vec<u8> {
     let mut cmd = Command::new(tools::skopeo());
     cmd.args(["inspect", "--raw"])
-        .args(registry.skopeo_flags("src").into_iter().map(|f| f.replace("--src-", "--")))
+        .args(
+            registry
+                .skopeo_flags("src")
+                .into_iter()
+                .map(|f| f.replace("--src-", "--")),
+        )
         .arg(format!("docker://{}", registry.image(image)));
     let out = run_skopeo_bytes(cmd);
     assert!(!out.is_empty(), "skopeo returned no manifest");
@@ -310,7 +331,11 @@ fn layer_tar(index: usize, created_by: &str) -> Vec<u8> {
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
     builder
-        .append_data(&mut header, format!("layer{index}/step.txt"), content.as_bytes())
+        .append_data(
+            &mut header,
+            format!("layer{index}/step.txt"),
+            content.as_bytes(),
+        )
         .expect("tar entry");
     builder.into_inner().expect("tar")
 }

@@ -63,7 +63,11 @@ impl Registry {
                 make_htpasswd(dir.path());
             }
             let port = free_port();
-            let config_path = write_file(dir.path(), "config.yml", &config_yaml(dir.path(), port, tls));
+            let config_path = write_file(
+                dir.path(),
+                "config.yml",
+                &config_yaml(dir.path(), port, tls),
+            );
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
             let mut cmd = Command::new(tools::docker_registry());
             cmd.arg("serve")
@@ -189,7 +193,13 @@ impl Registry {
                 l.contains(&format!("http.request.useragent={agent}"))
                     || l.contains(&format!("http.request.useragent=\"{agent}"))
             })
-            .map(|l| format!("{} {}", field(l, "http.request.method"), field(l, "http.request.uri")))
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    field(l, "http.request.method"),
+                    field(l, "http.request.uri")
+                )
+            })
             .collect()
     }
 }
@@ -265,7 +275,15 @@ const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v
 
 /// A test CA, and a server certificate for 127.0.0.1 signed by it.
 fn make_certificate(dir: &Path) {
-    let mut ca = vec!["req", "-x509", "-nodes", "-days", "3650", "-subj", "/CN=imagegate test CA"];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=imagegate test CA",
+    ];
     ca.extend(EC);
     ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
     openssl(&ca, dir);
@@ -279,8 +297,23 @@ fn make_certificate(dir: &Path) {
         "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
     );
     openssl(
-        &["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-          "-days", "3650", "-extfile", "server.ext", "-out", "server.crt"],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
         dir,
     );
 }
@@ -288,9 +321,24 @@ fn make_certificate(dir: &Path) {
 /// A self-signed server certificate that is also a CA (`CA:TRUE`), written over server.* and
 /// ca.crt.
 fn make_self_signed(dir: &Path) {
-    let mut args = vec!["req", "-x509", "-nodes", "-days", "3650", "-subj", "/CN=127.0.0.1"];
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=127.0.0.1",
+    ];
     args.extend(EC);
-    args.extend(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", "server.key", "-out", "server.crt"]);
+    args.extend([
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.crt",
+    ]);
     openssl(&args, dir);
     std::fs::copy(dir.join("server.crt"), dir.join("ca.crt")).expect("copy");
 }

@@ -65,7 +65,11 @@ impl Stub {
                 }
             }
         });
-        Stub { port, requests, stop }
+        Stub {
+            port,
+            requests,
+            stop,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -113,7 +117,10 @@ fn serve(stream: TcpStream, script: &Mutex<Script>, requests: &Mutex<Vec<String>
         match script.get_mut(&(method, path)) {
             Some(answers) if answers.len() > 1 => answers.remove(0),
             Some(answers) if !answers.is_empty() => answers[0].clone(),
-            _ => Answer::new(404, r#"{"errors":[{"code":"NOT_FOUND","message":"not scripted"}]}"#),
+            _ => Answer::new(
+                404,
+                r#"{"errors":[{"code":"NOT_FOUND","message":"not scripted"}]}"#,
+            ),
         }
     };
     let mut out = stream;
