@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod digest;
 pub mod error;
+pub mod facts;
 pub mod fsutil;
 pub mod http;
 pub mod oci;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod secret;

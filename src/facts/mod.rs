@@ -1,0 +1,204 @@
+//! ImageFacts: everything a rule may look at, gathered once (and concurrently) before any rule
+//! runs. Rules never do I/O; they are functions from these facts to findings.
+
+pub mod scan;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::oci::Platform;
+use crate::reference::ImageRef;
+
+/// The facts about one image (a single-platform image, or every platform of an index).
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageFacts {
+    /// How the image is named: the registry reference, or for a local layout the name it is
+    /// given (`--image-name`) or a placeholder under `localhost/`.
+    pub name: ImageRef,
+    /// The digest the reference resolves to (an index's own digest for an index).
+    pub digest: Digest,
+    /// One entry per platform image: one for a single-platform image, one per child of an index.
+    pub platforms: Vec<PlatformFacts>,
+    /// Signatures stored for `digest` and which keys verify them.
+    pub signatures: SignatureFacts,
+    /// Vulnerabilities and components from a scanner report, when one was given.
+    pub scan: Option<ScanReport>,
+}
+
+/// One platform's image: its manifest digest and config.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformFacts {
+    /// The platform from the config (or the index entry); `None` when neither says.
+    pub platform: Option<Platform>,
+    /// The image manifest's digest.
+    pub digest: Digest,
+    pub config: ImageConfig,
+}
+
+/// The parts of an OCI/Docker image config rules read.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImageConfig {
+    pub created: Option<DateTime<Utc>>,
+    /// `config.User` as written; empty when the image runs as root by default.
+    pub user: String,
+    pub labels: BTreeMap<String, String>,
+    pub env: Vec<String>,
+    /// `config.ExposedPorts` keys, e.g. `22/tcp`.
+    pub exposed_ports: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `history[].created_by`, in order, as written.
+    pub history: Vec<String>,
+    /// The history as Dockerfile lines, normalised the way StackRox does it.
+    pub dockerfile: Vec<DockerfileLine>,
+}
+
+impl ImageConfig {
+    /// The user as StackRox stores it: an empty config user is `root`.
+    pub fn effective_user(&self) -> &str {
+        if self.user.is_empty() {
+            "root"
+        } else {
+            &self.user
+        }
+    }
+}
+
+/// One layer's instruction: `RUN apt-get update` → (`RUN`, `apt-get update`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DockerfileLine {
+    pub instruction: String,
+    pub value: String,
+}
+
+/// What a scanner report says about the image.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanReport {
+    /// Where the data came from, e.g. `trivy report vulns.json`.
+    pub source: String,
+    /// When the scan ran, when the report says.
+    pub scanned_at: Option<DateTime<Utc>>,
+    /// The operating system the scanner saw, e.g. `debian 10.13`.
+    pub operating_system: Option<String>,
+    /// Every component (package) found, each with its vulnerabilities.
+    pub components: Vec<Component>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Vulnerability {
+    /// `CVE-2021-44228`, `GHSA-…`.
+    pub id: String,
+    pub severity: VulnSeverity,
+    /// The CVSS base score the report prefers (vendor, else NVD), v3 when present.
+    pub cvss: Option<f32>,
+    /// The NVD CVSS base score, when the report carries one.
+    pub nvd_cvss: Option<f32>,
+    /// The version that fixes it; `None` when no fix is known.
+    pub fixed_by: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    /// When a fix became available, when the report says.
+    pub fix_available: Option<DateTime<Utc>>,
+    pub link: Option<String>,
+}
+
+/// StackRox's vulnerability severities, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum VulnSeverity {
+    Unknown,
+    Low,
+    Moderate,
+    Important,
+    Critical,
+}
+
+impl VulnSeverity {
+    /// As StackRox prints it in violation messages: `Important`.
+    pub fn label(self) -> &'static str {
+        match self {
+            VulnSeverity::Unknown => "Unknown",
+            VulnSeverity::Low => "Low",
+            VulnSeverity::Moderate => "Moderate",
+            VulnSeverity::Important => "Important",
+            VulnSeverity::Critical => "Critical",
+        }
+    }
+}
+
+/// Identifies a key a rule asks about: a PEM public key (by the SHA-256 of its DER), or a key
+/// URI (`awskms://…`, `hashivault://…`, `k8s://…`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum KeyId {
+    /// `sha256:<hex>` of the DER SubjectPublicKeyInfo.
+    PublicKey(String),
+    /// A key URI as written in the policy or on the command line.
+    Uri(String),
+}
+
+/// The signatures stored for the image and what verifying them with each key gave.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SignatureFacts {
+    /// Every signature layer found in the `.sig` image, in order.
+    pub found: Vec<FoundSignature>,
+    /// For each key a rule asked about: which of `found` verify with it, or why that key
+    /// could not be used (e.g. the KMS could not be reached).
+    pub checks: BTreeMap<KeyId, KeyCheck>,
+    /// Why signatures could not be read at all (the gather step failed), if so.
+    pub unavailable: Option<String>,
+    /// In-toto attestations stored for the image (`.att`), when a rule asked for them.
+    pub attestations: Vec<FoundAttestation>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub enum KeyCheck {
+    /// Indexes into [`SignatureFacts::found`] of the signatures this key verifies (maybe none),
+    /// and for each failure, why it failed.
+    Checked {
+        verified: Vec<usize>,
+        failures: Vec<String>,
+    },
+    /// The key itself could not be had.
+    KeyUnavailable(String),
+}
+
+impl KeyCheck {
+    pub fn verified(&self) -> &[usize] {
+        match self {
+            KeyCheck::Checked { verified, .. } => verified,
+            KeyCheck::KeyUnavailable(_) => &[],
+        }
+    }
+}
+
+/// One signature layer of a `.sig` image.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundSignature {
+    /// `critical.identity.docker-reference` of the payload.
+    pub docker_reference: String,
+    /// `critical.image.docker-manifest-digest` of the payload.
+    pub manifest_digest: String,
+    /// `optional` of the payload (cosign `-a` annotations), flattened to strings.
+    pub annotations: BTreeMap<String, String>,
+    /// The layer carries a Rekor bundle (`dev.sigstore.cosign/bundle`).
+    pub has_bundle: bool,
+    /// The layer carries a certificate (keyless signing).
+    pub has_certificate: bool,
+}
+
+/// One in-toto attestation stored for the image.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundAttestation {
+    pub predicate_type: String,
+    pub predicate: serde_json::Value,
+    /// Keys (as in [`SignatureFacts::checks`]) whose signature over this attestation verifies.
+    pub verified_by: Vec<KeyId>,
+}

@@ -1,0 +1,2 @@
+//! Scanner reports (Trivy JSON, Grype JSON, cosign vulnerability attestations) read into a
+//! [`super::ScanReport`].
