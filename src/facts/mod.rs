@@ -144,6 +144,29 @@ pub enum KeyId {
     Uri(String),
 }
 
+impl KeyId {
+    /// The id of a PEM-encoded public key (`-----BEGIN PUBLIC KEY-----`): the SHA-256 of its
+    /// DER SubjectPublicKeyInfo, so the same key written differently is the same id.
+    pub fn for_public_key_pem(pem: &str) -> Result<KeyId, String> {
+        use rustls_pki_types::SubjectPublicKeyInfoDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.trim().as_bytes())
+            .map_err(|e| format!("not a PEM public key ({e})"))?;
+        Ok(KeyId::PublicKey(
+            Digest::sha256_of(der.as_ref()).to_string(),
+        ))
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyId::PublicKey(fingerprint) => write!(f, "public key {fingerprint}"),
+            KeyId::Uri(uri) => f.write_str(uri),
+        }
+    }
+}
+
 /// The signatures stored for the image and what verifying them with each key gave.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SignatureFacts {
@@ -190,6 +213,9 @@ pub struct FoundSignature {
     pub annotations: BTreeMap<String, String>,
     /// The layer carries a Rekor bundle (`dev.sigstore.cosign/bundle`).
     pub has_bundle: bool,
+    /// Rekor public keys (named by policies) whose signed entry timestamp in the bundle
+    /// verifies and whose entry matches this signature. Empty without a bundle.
+    pub bundle_verified_by: Vec<KeyId>,
     /// The layer carries a certificate (keyless signing).
     pub has_certificate: bool,
 }
@@ -201,4 +227,20 @@ pub struct FoundAttestation {
     pub predicate: serde_json::Value,
     /// Keys (as in [`SignatureFacts::checks`]) whose signature over this attestation verifies.
     pub verified_by: Vec<KeyId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8nXRh950IZbRj8Ra/N9sbqOPZrfM\n5/KAQN0/KjHcorm/J5yctVd7iEcnessRQjU917hmKO6JWVGHpDguIyakZA==\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn public_key_ids_ignore_formatting() {
+        let a = KeyId::for_public_key_pem(PEM).unwrap();
+        let b = KeyId::for_public_key_pem(&format!("\n  {PEM}  \n")).unwrap();
+        assert_eq!(a, b);
+        assert!(matches!(a, KeyId::PublicKey(ref f) if f.starts_with("sha256:")));
+        assert!(KeyId::for_public_key_pem("not a key").is_err());
+    }
 }
