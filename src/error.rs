@@ -2,6 +2,7 @@
 
 use crate::fsutil::WriteError;
 use crate::http::SetupError;
+use crate::keys::KeyError;
 use crate::oci::PlatformError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
@@ -43,6 +44,8 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("{0}")]
     Usage(String),
 }
@@ -68,6 +71,10 @@ impl Error {
                 Exit::BadInput
             }
             Error::Registry(_) => Exit::Incomplete,
+            Error::Key(KeyError::Remote { .. } | KeyError::BadRemoteSignature { .. }) => {
+                Exit::Incomplete
+            }
+            Error::Key(_) => Exit::BadInput,
         }
     }
 
@@ -75,6 +82,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Registry(e) => e.hint(),
+            Error::Key(e) => e.hint(),
             Error::Source(SourceError::NotALayout { .. }) => Some(
                 "write an OCI layout with `skopeo copy docker://IMAGE oci:DIR:TAG`, or name a registry image instead".into(),
             ),

@@ -5,11 +5,13 @@
 //! `registry/` (and, for keys, `keys/`), both on the one HTTP setup in `http`.
 
 pub mod cli;
+pub mod cosign;
 pub mod digest;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
 pub mod http;
+pub mod keys;
 pub mod oci;
 pub mod policy;
 pub mod reference;

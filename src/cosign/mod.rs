@@ -1,0 +1,4 @@
+//! Cosign's signature format: the simple-signing payload, the `.sig` image that stores
+//! signatures next to the image, and the rules that verify them.
+
+pub mod payload;
