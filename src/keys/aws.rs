@@ -75,13 +75,16 @@ fn region_of(key_id: &str) -> Option<String> {
     }
 }
 
+/// A hash function, as bytes in and digest out.
+type Hasher = fn(&[u8]) -> Vec<u8>;
+
 /// A KMS signing key and its public half.
 pub struct AwsKey {
     client: aws_sdk_kms::Client,
     key_id: String,
     algorithm: SigningAlgorithmSpec,
     /// The hash KMS applies for `algorithm`, for payloads sent as a digest.
-    prehash: fn(&[u8]) -> Vec<u8>,
+    prehash: Hasher,
     public: PublicKey,
 }
 
@@ -137,7 +140,7 @@ impl AwsKey {
             .as_ref()
             .to_vec();
         let public = PublicKey::from_der(&der, &format!("awskms key {key_id}"))?;
-        let (algorithm, prehash): (SigningAlgorithmSpec, fn(&[u8]) -> Vec<u8>) = match answer
+        let (algorithm, prehash): (SigningAlgorithmSpec, Hasher) = match answer
             .key_spec()
         {
             Some(KeySpec::EccNistP256) => (SigningAlgorithmSpec::EcdsaSha256, sha256),
