@@ -143,12 +143,47 @@ impl Http {
             .map_err(Clone::clone)
     }
 
-    fn build(&self, verify: bool) -> Result<reqwest::Client, SetupError> {
-        let mut builder = reqwest::Client::builder()
+    /// A client for a service with its own trust and identity (a Kubernetes API server with its
+    /// cluster CA and a client certificate): `roots` are trusted in addition to the usual ones,
+    /// `identity` is presented when asked, `insecure` skips certificate checks. Timeouts and the
+    /// user agent are the shared ones.
+    pub fn client_with(
+        &self,
+        roots: &[CertificateDer<'static>],
+        identity: Option<reqwest::Identity>,
+        insecure: bool,
+    ) -> Result<reqwest::Client, SetupError> {
+        let mut builder = self.builder();
+        if insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        } else {
+            let certs = self
+                .trusted_roots()?
+                .iter()
+                .chain(roots)
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SetupError::Client(e.to_string()))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder
+            .build()
+            .map_err(|e| SetupError::Client(e.to_string()))
+    }
+
+    fn builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(self.settings.timeout.min(Duration::from_secs(15)))
             .timeout(self.settings.timeout)
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::limited(5))
+    }
+
+    fn build(&self, verify: bool) -> Result<reqwest::Client, SetupError> {
+        let mut builder = self.builder();
         if verify {
             let certs = self
                 .trusted_roots()?

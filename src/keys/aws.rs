@@ -135,14 +135,12 @@ impl AwsKey {
             .ok_or_else(|| KeyError::Remote {
                 backend: BACKEND,
                 message: format!("GetPublicKey for {key_id} returned no public key"),
-                unreachable: false,
+                transient: false,
             })?
             .as_ref()
             .to_vec();
         let public = PublicKey::from_der(&der, &format!("awskms key {key_id}"))?;
-        let (algorithm, prehash): (SigningAlgorithmSpec, Hasher) = match answer
-            .key_spec()
-        {
+        let (algorithm, prehash): (SigningAlgorithmSpec, Hasher) = match answer.key_spec() {
             Some(KeySpec::EccNistP256) => (SigningAlgorithmSpec::EcdsaSha256, sha256),
             Some(KeySpec::EccNistP384) => (SigningAlgorithmSpec::EcdsaSha384, sha384),
             Some(KeySpec::EccNistP521) => (SigningAlgorithmSpec::EcdsaSha512, sha512),
@@ -201,7 +199,7 @@ impl AwsKey {
             .ok_or_else(|| KeyError::Remote {
                 backend: BACKEND,
                 message: format!("Sign with {} returned no signature", self.key_id),
-                unreachable: false,
+                transient: false,
             })
     }
 }
@@ -225,7 +223,8 @@ where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let unreachable = matches!(
+    // The SDK has already retried throttling and 5xx answers itself.
+    let transient = matches!(
         err,
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
     );
@@ -235,7 +234,7 @@ where
             "{operation} for {key_id} failed: {}",
             DisplayErrorContext(&err)
         ),
-        unreachable,
+        transient,
     }
 }
 

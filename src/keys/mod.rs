@@ -73,9 +73,11 @@ pub enum KeyError {
     #[error("{backend}: {message}")]
     Remote {
         backend: &'static str,
+        /// What failed, naming the URL or operation and the status — never a token.
         message: String,
-        /// The service could not be reached at all (as opposed to refusing).
-        unreachable: bool,
+        /// Asking again may help: the service could not be reached, timed out, or answered
+        /// 5xx or 429. A refusal (4xx) is not transient.
+        transient: bool,
     },
     #[error(
         "{backend} returned a signature that does not verify with the key's public key; refusing to use it"
@@ -375,11 +377,72 @@ impl Signer {
     }
 }
 
+impl crate::http::Transient for KeyError {
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            KeyError::Remote {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
 /// What key backends need from the rest of imagegate.
 pub struct KeyContext<'a> {
+    /// The shared HTTP setup (roots, timeouts, retries).
     pub http: &'a Http,
     /// May imagegate ask for a password on the terminal?
     pub interactive: bool,
+    /// The environment variables backends read (VAULT_ADDR, KUBECONFIG, …), captured once so
+    /// that tests can give each backend its own.
+    pub env: &'a Environment,
+}
+
+/// A snapshot of environment variables.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    vars: std::collections::BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The process's environment.
+    pub fn from_process() -> Environment {
+        Environment {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// An environment with exactly `vars` (for tests and for embedding).
+    pub fn from_vars<I, K, V>(vars: I) -> Environment
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Environment {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The variable's value when it is set (possibly empty).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// The variable's value when it is set and not empty.
+    pub fn non_empty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// The home folder, from HOME.
+    pub fn home(&self) -> Option<PathBuf> {
+        self.non_empty("HOME").map(PathBuf::from)
+    }
 }
 
 /// The signer for `key`.
@@ -395,7 +458,7 @@ pub async fn signer(key: &KeyRef, ctx: &KeyContext<'_>) -> Result<Signer, KeyErr
             )?))
         }
         KeyRef::Env(var) => {
-            let pem = read_env(var)?;
+            let pem = read_env(ctx.env, var)?;
             let origin = format!("env://{var}");
             Ok(Signer::Local(file::LocalKey::from_pem(
                 &pem,
@@ -432,7 +495,7 @@ pub async fn public_key(key: &KeyRef, ctx: &KeyContext<'_>) -> Result<PublicKey,
             file::public_key_from_pem(&pem, &path.display().to_string(), ctx.interactive)
         }
         KeyRef::Env(var) => {
-            let pem = read_env(var)?;
+            let pem = read_env(ctx.env, var)?;
             file::public_key_from_pem(&pem, &format!("env://{var}"), ctx.interactive)
         }
         KeyRef::Kubernetes { namespace, name } => k8s::public_key(namespace, name, ctx).await,
@@ -440,14 +503,14 @@ pub async fn public_key(key: &KeyRef, ctx: &KeyContext<'_>) -> Result<PublicKey,
     }
 }
 
-fn read_env(var: &str) -> Result<String, KeyError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        Ok(_) => Err(KeyError::NotConfigured {
+fn read_env(env: &Environment, var: &str) -> Result<String, KeyError> {
+    match env.get(var) {
+        Some(v) if !v.trim().is_empty() => Ok(v.to_string()),
+        Some(_) => Err(KeyError::NotConfigured {
             backend: "env://",
             reason: format!("the variable {var} is empty; it should hold the PEM key"),
         }),
-        Err(_) => Err(KeyError::NotConfigured {
+        None => Err(KeyError::NotConfigured {
             backend: "env://",
             reason: format!("the variable {var} is not set; it should hold the PEM key"),
         }),
