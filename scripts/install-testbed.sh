@@ -85,6 +85,8 @@ if [ ! -x "$VENV/bin/moto_server" ]; then
     "$VENV/bin/pip" install -q 'moto[server]>=5.1,<6' boto3 || die "pip install moto[server] failed"
 fi
 ln -sf "$VENV/bin/moto_server" "$CACHE/bin/moto_server"
+# The venv's python (with boto3) creates KMS keys in moto for the tests.
+ln -sf "$VENV/bin/python" "$CACHE/bin/moto-python"
 
 log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)')"
 echo "$CACHE"

@@ -48,6 +48,13 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error("{0}")]
     Usage(String),
+    /// Signatures were checked and none (or not enough) verified.
+    #[error("{image}: {message}{}", details.iter().map(|d| format!("\n  - {d}")).collect::<String>())]
+    Verification {
+        image: String,
+        message: String,
+        details: Vec<String>,
+    },
 }
 
 impl From<CredentialError> for Error {
@@ -64,6 +71,7 @@ impl Error {
                 Exit::BadInput
             }
             Error::Source(_) | Error::Write(_) => Exit::BadInput,
+            Error::Verification { .. } => Exit::Violations,
             Error::Registry(RegistryError::Credentials(CredentialError::Helper { .. })) => {
                 Exit::Incomplete
             }

@@ -1,6 +1,9 @@
 //! The command line: global flags shared by every subcommand, and one file per subcommand.
 
 pub mod digest;
+pub mod keygen;
+pub mod sign;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{Error, Exit};
 use crate::http::{Http, NetworkSettings};
+use crate::keys::{Environment, KeyContext};
 use crate::registry::Registry;
 use crate::registry::credentials::AuthFiles;
 use crate::ui::{ColorChoice, Ui};
@@ -32,6 +36,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Digest(digest::DigestArgs),
+    Sign(sign::SignArgs),
+    Verify(verify::VerifyArgs),
+    GenerateKeyPair(keygen::KeygenArgs),
 }
 
 /// Flags every subcommand understands.
@@ -91,10 +98,13 @@ impl GlobalArgs {
     }
 }
 
-/// What a subcommand gets: the global flags, and the network set up on first use.
+/// What a subcommand gets: the global flags, the environment, and the network set up on
+/// first use.
 pub struct Context {
     pub global: GlobalArgs,
     pub ui: Ui,
+    /// The environment, read once at start.
+    pub env: Environment,
     registry: OnceCell<Registry>,
 }
 
@@ -103,7 +113,30 @@ impl Context {
         Context {
             global,
             ui,
+            env: Environment::from_process(),
             registry: OnceCell::new(),
+        }
+    }
+
+    /// A line for the person watching, on stderr (not with -q).
+    pub fn note(&self, text: &str) {
+        if !self.ui.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Whether imagegate may ask questions on the terminal.
+    pub fn interactive(&self) -> bool {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal() && self.env.get("CI").is_none_or(|v| v != "true")
+    }
+
+    /// What key backends need.
+    pub fn key_context<'a>(&'a self, http: &'a Http) -> KeyContext<'a> {
+        KeyContext {
+            http,
+            interactive: self.interactive(),
+            env: &self.env,
         }
     }
 
@@ -126,5 +159,16 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<Exit, Error> {
     let ctx = Context::new(cli.global, ui);
     match cli.command {
         Command::Digest(args) => digest::run(&ctx, args).await,
+        Command::Sign(args) => sign::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::GenerateKeyPair(args) => keygen::run(&ctx, args).await,
+    }
+}
+
+/// `KEY=VALUE` for `-a`.
+pub fn parse_annotation(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
     }
 }

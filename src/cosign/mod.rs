@@ -2,3 +2,5 @@
 //! signatures next to the image, and the rules that verify them.
 
 pub mod payload;
+pub mod sigimage;
+pub mod verify;

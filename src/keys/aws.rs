@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use aws_sdk_kms::error::{DisplayErrorContext, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use regex::Regex;
 use sha2::Digest as _;
 
@@ -140,23 +140,23 @@ impl AwsKey {
             .as_ref()
             .to_vec();
         let public = PublicKey::from_der(&der, &format!("awskms key {key_id}"))?;
-        let (algorithm, prehash): (SigningAlgorithmSpec, Hasher) = match answer.key_spec() {
-            Some(KeySpec::EccNistP256) => (SigningAlgorithmSpec::EcdsaSha256, sha256),
-            Some(KeySpec::EccNistP384) => (SigningAlgorithmSpec::EcdsaSha384, sha384),
-            Some(KeySpec::EccNistP521) => (SigningAlgorithmSpec::EcdsaSha512, sha512),
-            Some(KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) => {
-                (SigningAlgorithmSpec::RsassaPkcs1V15Sha256, sha256)
-            }
+        // The algorithm follows from the public key itself (moto leaves KeySpec out).
+        let (algorithm, prehash): (SigningAlgorithmSpec, Hasher) = match public.kind() {
+            "ECDSA P-256" => (SigningAlgorithmSpec::EcdsaSha256, sha256),
+            "ECDSA P-384" => (SigningAlgorithmSpec::EcdsaSha384, sha384),
+            "ECDSA P-521" => (SigningAlgorithmSpec::EcdsaSha512, sha512),
+            "RSA" => (SigningAlgorithmSpec::RsassaPkcs1V15Sha256, sha256),
             other => {
                 return Err(KeyError::NotAKey {
                     origin: format!("awskms key {key_id}"),
                     reason: format!(
-                        "key spec {other:?} cannot make cosign signatures (use ECC_NIST_P256, P384, P521 or RSA)"
+                        "a {other} key cannot make cosign signatures through KMS (use ECC_NIST_P256, P384, P521 or RSA)"
                     ),
                 });
             }
         };
-        if !answer.signing_algorithms().contains(&algorithm) {
+        let offered = answer.signing_algorithms();
+        if !offered.is_empty() && !offered.contains(&algorithm) {
             return Err(KeyError::NotAKey {
                 origin: format!("awskms key {key_id}"),
                 reason: format!(

@@ -248,12 +248,28 @@ impl Registry {
                 let mut body = BytesMut::new();
                 let mut stream = stream.stream;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                        registry: host.name.clone(),
-                        method: "GET",
-                        url: url.clone(),
-                        cause: format!("reading the body failed: {e}"),
-                        attempts: 1,
+                    let chunk = chunk.map_err(|e| {
+                        // oci-client checks the digest as the body streams and reports a
+                        // mismatch as the stream's last error: that is bad content, not a
+                        // network failure to retry.
+                        let mismatch = e.get_ref().and_then(|inner| {
+                            inner.downcast_ref::<oci_client::errors::DigestError>()
+                        });
+                        match mismatch {
+                            Some(m) => RegistryError::DigestMismatch {
+                                what: what.to_string(),
+                                url: url.clone(),
+                                expected: digest_text.clone(),
+                                actual: m.to_string(),
+                            },
+                            None => RegistryError::Unreachable {
+                                registry: host.name.clone(),
+                                method: "GET",
+                                url: url.clone(),
+                                cause: format!("reading the body failed: {e}"),
+                                attempts: 1,
+                            },
+                        }
                     })?;
                     if (body.len() + chunk.len()) as u64 > limit {
                         return Err(RegistryError::TooLarge {

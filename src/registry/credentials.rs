@@ -119,6 +119,14 @@ impl AuthFiles {
         }
     }
 
+    /// No credentials at all: every registry is asked anonymously.
+    pub fn none() -> AuthFiles {
+        AuthFiles {
+            files: Vec::new(),
+            explicit: false,
+        }
+    }
+
     /// Files searched, for messages.
     pub fn searched(&self) -> &[PathBuf] {
         &self.files

@@ -10,6 +10,8 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod moto;
+pub mod raw;
 pub mod registry;
 pub mod stub;
 pub mod tools;

@@ -1,0 +1,139 @@
+//! `imagegate verify`: check an image's cosign signatures with keys the caller names.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+
+use super::{Context, parse_annotation};
+use crate::cosign::{sigimage, verify};
+use crate::error::{Error, Exit};
+use crate::keys::{self, KeyRef};
+use crate::source::{self, ImageSource, Store};
+
+/// Verify IMAGE's cosign signatures with one or more keys.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image in a registry: REGISTRY/REPO[:TAG][@DIGEST].
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// A public key (or any key URI imagegate signs with); repeatable. The image passes when a
+    /// signature verifies with any of them (see --require-all-keys).
+    #[arg(long = "key", value_name = "URI", required = true)]
+    pub keys: Vec<String>,
+
+    /// Pass only when every --key verifies at least one signature.
+    #[arg(long)]
+    pub require_all_keys: bool,
+
+    /// The repository the signature must name (its docker-reference); a tag-qualified
+    /// reference to it, as skopeo writes, is accepted.
+    #[arg(long, value_name = "REPO")]
+    pub identity: Option<String>,
+
+    /// An annotation the signed payload must carry (repeatable).
+    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = parse_annotation)]
+    pub annotations: Vec<(String, String)>,
+}
+
+pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
+    let ImageSource::Registry(image) = ImageSource::parse(&args.image)? else {
+        return Err(Error::Usage(format!(
+            "'{}' is a local layout; cosign signatures live in a registry",
+            args.image
+        )));
+    };
+    let key_refs = args
+        .keys
+        .iter()
+        .map(|k| KeyRef::parse(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registry = ctx.registry().await?;
+    let source = ImageSource::Registry(image.clone());
+    let store = Store::open(&source, || Ok(registry))?;
+    let digest = source::resolve(&source, &store, None)
+        .await?
+        .digest()
+        .clone();
+    let pinned = image.pinned(&digest);
+
+    let key_ctx = ctx.key_context(registry.http());
+    let mut keys_loaded = Vec::new();
+    for key_ref in &key_refs {
+        keys_loaded.push((key_ref, keys::public_key(key_ref, &key_ctx).await?));
+    }
+
+    let sig_ref = sigimage::signature_ref(&image, &digest, &ctx.env)?;
+    let Some(sig_image) = sigimage::read(registry, &sig_ref).await? else {
+        return Err(Error::Verification {
+            image: pinned,
+            message: format!("no signatures found (looked for {sig_ref})"),
+            details: Vec::new(),
+        });
+    };
+    let fetched = verify::fetch(registry, &sig_image).await;
+    let claims = verify::Claims {
+        digest: Some(digest.clone()),
+        identity: args.identity.clone(),
+        annotations: args.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+    };
+
+    let mut payloads = BTreeMap::new();
+    let mut details = Vec::new();
+    let mut keys_that_verified = 0;
+    for (key_ref, key) in &keys_loaded {
+        let result = verify::check(&fetched, key, &claims);
+        if result.verified.is_empty() {
+            for (index, reason) in &result.failures {
+                details.push(format!("key {key_ref}: signature {}: {reason}", index + 1));
+            }
+        } else {
+            keys_that_verified += 1;
+            for v in &result.verified {
+                ctx.note(&format!(
+                    "signature {} of {} verified with key {key_ref} ({})",
+                    v.index + 1,
+                    sig_image.layers.len(),
+                    key.kind()
+                ));
+                payloads.insert(v.index, v.payload_bytes.clone());
+            }
+        }
+    }
+    let passed = if args.require_all_keys {
+        keys_that_verified == keys_loaded.len()
+    } else {
+        keys_that_verified > 0
+    };
+    if !passed {
+        let message = if keys_that_verified == 0 {
+            format!(
+                "no matching signatures: none of the {} signature(s) in {sig_ref} verifies with the given key(s)",
+                sig_image.layers.len()
+            )
+        } else {
+            format!(
+                "only {keys_that_verified} of {} keys verified a signature, and --require-all-keys asks for all",
+                keys_loaded.len()
+            )
+        };
+        return Err(Error::Verification {
+            image: pinned,
+            message,
+            details,
+        });
+    }
+    ctx.note(&format!(
+        "Verification for {pinned}: the cosign claims were validated and the signatures verified against the given key(s)"
+    ));
+    // As cosign: the verified payloads on stdout, as a JSON array.
+    let values: Vec<serde_json::Value> = payloads
+        .values()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string(&values).unwrap_or_else(|_| "[]".into())
+    );
+    Ok(Exit::Passed)
+}
