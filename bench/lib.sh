@@ -79,7 +79,9 @@ compare() {
         names+=("${1%%=*}"); cmds+=("${1#*=}"); shift
     done
     for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
-    hyperfine --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" "${args[@]}" >/dev/null
+    local prepare=()
+    [ -n "${BENCH_PREPARE:-}" ] && prepare=(--prepare "$BENCH_PREPARE")
+    hyperfine --style none --warmup "$WARMUP" --runs "$RUNS" "${prepare[@]}" --export-json "$json" "${args[@]}" >/dev/null
     local extra="$WORK/extra.tsv"; : >"$extra"
     for i in "${!names[@]}"; do
         local agent
@@ -90,7 +92,9 @@ compare() {
             *) agent="-" ;;
         esac
         local mem reqs
+        [ -n "${BENCH_PREPARE:-}" ] && "$BENCH_PREPARE"
         mem=$(peak_kib bash -c "${cmds[$i]}")
+        [ -n "${BENCH_PREPARE:-}" ] && "$BENCH_PREPARE"
         reqs=$(count_requests "$agent" bash -c "${cmds[$i]}")
         printf '%s\t%s\t%s\n' "${names[$i]}" "$mem" "$reqs" >>"$extra"
     done

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
+use oci_client::token_cache::RegistryTokenType;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use tokio::sync::Mutex;
 
@@ -55,9 +56,23 @@ struct Host {
     /// Where the API lives: Docker Hub's API is not at `docker.io`.
     api_host: String,
     scheme: &'static str,
+    /// What `/v2/` asked for.
+    challenge: Challenge,
     oci: oci_client::Client,
     http: reqwest::Client,
     grants: Mutex<HashMap<(String, Op), Arc<Grant>>>,
+}
+
+/// How a registry's `/v2/` endpoint asks to be authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Challenge {
+    /// It answered without a challenge: no authentication.
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// Authorization for one repository and operation.
@@ -387,7 +402,8 @@ impl Registry {
             .await
     }
 
-    /// The host entry for `name`, set up on first use.
+    /// The host entry for `name`, set up on first use: its scheme, and the challenge its `/v2/`
+    /// endpoint answers with (asked once per run).
     async fn host(&self, name: &str) -> Result<Arc<Host>, RegistryError> {
         let mut hosts = self.hosts.lock().await;
         if let Some(host) = hosts.get(name) {
@@ -399,10 +415,15 @@ impl Registry {
             name.to_string()
         };
         let insecure = self.http.is_insecure(name);
-        let scheme = if insecure {
-            self.probe_scheme(name, &api_host).await?
+        let http = self
+            .http
+            .client_for(name)
+            .map_err(RegistryError::Setup)?
+            .clone();
+        let (scheme, challenge) = if insecure {
+            self.probe(name, &api_host, &http).await?
         } else {
-            "https"
+            ("https", self.ping(name, "https", &api_host, &http).await?)
         };
         // The same roots as every other client, loaded once; none are needed without checks.
         let roots = if insecure {
@@ -418,11 +439,6 @@ impl Registry {
                 })
                 .collect()
         };
-        let http = self
-            .http
-            .client_for(name)
-            .map_err(RegistryError::Setup)?
-            .clone();
         let config = ClientConfig {
             protocol: if scheme == "http" {
                 ClientProtocol::Http
@@ -446,6 +462,7 @@ impl Registry {
             name: name.to_string(),
             api_host,
             scheme,
+            challenge,
             oci,
             http,
             grants: Mutex::new(HashMap::new()),
@@ -454,20 +471,42 @@ impl Registry {
         Ok(host)
     }
 
+    /// `GET /v2/`: how the registry wants to be authenticated.
+    async fn ping(
+        &self,
+        name: &str,
+        scheme: &str,
+        api_host: &str,
+        client: &reqwest::Client,
+    ) -> Result<Challenge, RegistryError> {
+        let url = format!("{scheme}://{api_host}/v2/");
+        self.http
+            .retry(&format!("GET {url}"), || async {
+                let response = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| transport_error_for(e, name, "GET", &url))?;
+                challenge_of(&response, name, &url)
+            })
+            .await
+    }
+
     /// For an `--insecure-registry` host: TLS without verification if it speaks TLS, else plain
-    /// HTTP — as docker, skopeo and cosign do. The TLS attempt against a plain-HTTP server sends no
-    /// HTTP request.
-    async fn probe_scheme(
+    /// HTTP — as docker, skopeo and cosign do. The TLS attempt doubles as the `/v2/` ping; against
+    /// a plain-HTTP server it fails in the handshake and sends no HTTP request.
+    async fn probe(
         &self,
         name: &str,
         api_host: &str,
-    ) -> Result<&'static str, RegistryError> {
+        client: &reqwest::Client,
+    ) -> Result<(&'static str, Challenge), RegistryError> {
         let url = format!("https://{api_host}/v2/");
-        let client = self.http.client_for(name).map_err(RegistryError::Setup)?;
-        self.http
+        let over_tls = self
+            .http
             .retry(&format!("GET {url}"), || async {
                 match client.get(&url).send().await {
-                    Ok(_) => Ok("https"),
+                    Ok(response) => challenge_of(&response, name, &url).map(Some),
                     Err(e) if refused_or_timed_out(&e) => Err(RegistryError::Unreachable {
                         registry: name.to_string(),
                         method: "GET",
@@ -480,15 +519,22 @@ impl Registry {
                             "{name} does not speak TLS ({}); using plain HTTP",
                             http::describe_transport_error(&e)
                         );
-                        Ok("http")
+                        Ok(None)
                     }
                 }
             })
-            .await
+            .await?;
+        match over_tls {
+            Some(challenge) => Ok(("https", challenge)),
+            None => Ok(("http", self.ping(name, "http", api_host, client).await?)),
+        }
     }
 
-    /// Authorization for `repository` and `op`: credentials from the config files, then the
-    /// registry's challenge answered by `oci-client` (anonymous, basic, or a bearer token).
+    /// Authorization for `repository` and `op`: the credentials from the config files that
+    /// answer the host's challenge. A registry that asks for nothing gets nothing (and
+    /// `oci-client` is given no credentials, so it adds no requests); basic credentials are
+    /// handed to `oci-client` directly; a bearer challenge is answered by `oci-client`'s token
+    /// exchange (or, for an identity token, by the OAuth2 refresh grant here).
     async fn grant(
         &self,
         host: &Host,
@@ -499,7 +545,8 @@ impl Registry {
         if let Some(grant) = host.grants.lock().await.get(&key) {
             return Ok(grant.clone());
         }
-        let found = self.auth_files.lookup(&host.name, repository).await?;
+        let mut found = self.auth_files.lookup(&host.name, repository).await?;
+        found.searched = self.auth_files.searched().to_vec();
         tracing::debug!(
             "credentials for {}/{repository}: {}{}",
             host.name,
@@ -510,39 +557,27 @@ impl Registry {
                 .map(|s| format!(" from {s}"))
                 .unwrap_or_default()
         );
-        let auth = match &found.credential {
-            Credential::IdentityToken(token) => RegistryAuth::Bearer(
-                self.exchange_identity_token(host, repository, op, token, &found)
-                    .await?
-                    .expose()
-                    .to_string(),
-            ),
-            other => oci_auth(other),
-        };
         let reference = oci_client::Reference::with_tag(
             host.name.clone(),
             repository.to_string(),
             "latest".to_string(),
         );
         let ping_url = format!("{}://{}/v2/", host.scheme, host.api_host);
-        let probe = Grant {
-            header: None,
-            found: found.clone(),
-        };
-        let image = ImageRef::parse(&format!("{}/{repository}", host.name))
-            .unwrap_or_else(|_| ImageRef::parse("invalid/invalid").expect("a valid reference"));
-        let token = self
-            .http
-            .retry(&format!("GET {ping_url}"), || async {
+        let header = match (&host.challenge, &found.credential) {
+            (Challenge::None, _) => None,
+            (Challenge::Basic, Credential::Basic { username, password }) => {
+                let auth = RegistryAuth::Basic(username.clone(), password.expose().to_string());
                 host.oci
-                    .auth(&reference, &auth, op.into())
-                    .await
-                    .map_err(|e| oci_error(e, host, &probe, &image, "GET", &ping_url, Target::Ping))
-            })
-            .await?;
-        let header = match (token, &found.credential) {
-            (Some(token), _) => Some(format!("Bearer {token}")),
-            (None, Credential::Basic { username, password }) => {
+                    .store_auth_if_needed(reference.resolve_registry(), &auth)
+                    .await;
+                host.oci
+                    .tokens
+                    .insert(
+                        &reference,
+                        op.into(),
+                        RegistryTokenType::Basic(username.clone(), password.expose().to_string()),
+                    )
+                    .await;
                 use base64::Engine as _;
                 let pair = format!("{username}:{}", password.expose());
                 Some(format!(
@@ -550,8 +585,47 @@ impl Registry {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 ))
             }
-            (None, Credential::RegistryToken(t)) => Some(format!("Bearer {}", t.expose())),
-            (None, _) => None,
+            // Basic asked, no user and password to give: the request will say unauthorized.
+            (Challenge::Basic, _) => None,
+            (Challenge::Bearer { realm, service }, credential) => {
+                let auth = match credential {
+                    Credential::IdentityToken(token) => RegistryAuth::Bearer(
+                        self.exchange_identity_token(
+                            host,
+                            realm,
+                            service.as_deref(),
+                            repository,
+                            op,
+                            token,
+                            &found,
+                        )
+                        .await?
+                        .expose()
+                        .to_string(),
+                    ),
+                    other => oci_auth(other),
+                };
+                let probe = Grant {
+                    header: None,
+                    found: found.clone(),
+                };
+                let image =
+                    ImageRef::parse(&format!("{}/{repository}", host.name)).unwrap_or_else(|_| {
+                        ImageRef::parse("invalid/invalid").expect("a valid reference")
+                    });
+                let token = self
+                    .http
+                    .retry(&format!("GET {ping_url}"), || async {
+                        host.oci
+                            .auth(&reference, &auth, op.into())
+                            .await
+                            .map_err(|e| {
+                                oci_error(e, host, &probe, &image, "GET", &ping_url, Target::Ping)
+                            })
+                    })
+                    .await?;
+                token.map(|t| format!("Bearer {t}"))
+            }
         };
         let header = header
             .map(|h| {
@@ -572,31 +646,18 @@ impl Registry {
 
     /// Trades an identity (refresh) token for an access token at the registry's token endpoint,
     /// as docker does for `identitytoken` entries (OAuth2 refresh_token grant).
+    #[allow(clippy::too_many_arguments)]
     async fn exchange_identity_token(
         &self,
         host: &Host,
+        realm: &str,
+        service: Option<&str>,
         repository: &str,
         op: Op,
         token: &Secret,
         found: &Found,
     ) -> Result<Secret, RegistryError> {
-        let ping_url = format!("{}://{}/v2/", host.scheme, host.api_host);
-        let ping = host
-            .http
-            .get(&ping_url)
-            .send()
-            .await
-            .map_err(|e| transport_error(e, host, "GET", &ping_url))?;
-        let challenge = header_string(&ping, "www-authenticate").unwrap_or_default();
-        let Some((realm, service)) = bearer_challenge(&challenge) else {
-            return Err(RegistryError::BadContent {
-                what: format!("{}'s /v2/ endpoint", host.name),
-                url: ping_url,
-                detail:
-                    "asks for no bearer token, so the identity token in the config cannot be used"
-                        .into(),
-            });
-        };
+        let realm = realm.to_string();
         let scope = match op {
             Op::Pull => format!("repository:{repository}:pull"),
             Op::Push => format!("repository:{repository}:pull,push"),
@@ -608,7 +669,7 @@ impl Registry {
             ("scope", scope),
         ];
         if let Some(service) = service {
-            form.push(("service", service));
+            form.push(("service", service.to_string()));
         }
         let response = host
             .http
@@ -673,6 +734,39 @@ fn oci_auth(credential: &Credential) -> RegistryAuth {
             RegistryAuth::Bearer(t.expose().to_string())
         }
     }
+}
+
+/// Reads the challenge of a `/v2/` answer. A 5xx is an error (to retry); any other answer
+/// without a challenge means no authentication is asked for.
+fn challenge_of(
+    response: &reqwest::Response,
+    registry: &str,
+    url: &str,
+) -> Result<Challenge, RegistryError> {
+    let status = response.status().as_u16();
+    if http::status_is_transient(status) {
+        return Err(RegistryError::Status {
+            registry: registry.to_string(),
+            method: "GET",
+            url: url.to_string(),
+            status,
+            detail: String::new(),
+            retry_after: retry_after(response),
+            attempts: 1,
+        });
+    }
+    let header = header_string(response, "www-authenticate").unwrap_or_default();
+    if let Some((realm, service)) = bearer_challenge(&header) {
+        return Ok(Challenge::Bearer { realm, service });
+    }
+    if header
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("basic")
+    {
+        return Ok(Challenge::Basic);
+    }
+    Ok(Challenge::None)
 }
 
 /// `Bearer realm="…",service="…"` → (realm, service).
@@ -744,15 +838,24 @@ fn transport_error(
     method: &'static str,
     url: &str,
 ) -> RegistryError {
+    transport_error_for(err, &host.name, method, url)
+}
+
+fn transport_error_for(
+    err: reqwest::Error,
+    registry: &str,
+    method: &'static str,
+    url: &str,
+) -> RegistryError {
     if http::is_certificate_error(&err) {
         RegistryError::Certificate {
-            registry: host.name.clone(),
+            registry: registry.to_string(),
             url: url.to_string(),
             cause: http::describe_transport_error(&err),
         }
     } else {
         RegistryError::Unreachable {
-            registry: host.name.clone(),
+            registry: registry.to_string(),
             method,
             url: url.to_string(),
             cause: http::describe_transport_error(&err),
@@ -808,7 +911,7 @@ fn status_error(
         401 => RegistryError::AuthRequired {
             registry: host.name.clone(),
             url: url.to_string(),
-            searched: Vec::new(),
+            searched: grant.found.searched.clone(),
         },
         403 => RegistryError::Denied {
             registry: host.name.clone(),

@@ -46,6 +46,8 @@ pub struct Found {
     pub credential: Credential,
     /// E.g. `/root/.docker/config.json` or `credential helper docker-credential-pass`.
     pub source: Option<String>,
+    /// The files that were searched, for a message when nothing was found.
+    pub searched: Vec<PathBuf>,
 }
 
 /// A credentials file or helper that cannot be used (the input is wrong: exit 2).
@@ -234,6 +236,7 @@ impl ConfigFile {
                 return Ok(Some(Found {
                     credential,
                     source: Some(path.display().to_string()),
+                    searched: Vec::new(),
                 }));
             }
         }
@@ -363,6 +366,7 @@ async fn run_helper(helper: &str, registry: &str) -> Result<Found, CredentialErr
             return Ok(Found {
                 credential: Credential::Anonymous,
                 source: Some(format!("credential helper {program} (no entry)")),
+                searched: Vec::new(),
             });
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -388,6 +392,7 @@ async fn run_helper(helper: &str, registry: &str) -> Result<Found, CredentialErr
     Ok(Found {
         credential,
         source: Some(format!("credential helper {program}")),
+        searched: Vec::new(),
     })
 }
 
