@@ -16,6 +16,7 @@ pub mod oci;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod report;
 pub mod secret;
 pub mod source;
 pub mod ui;
