@@ -3,7 +3,7 @@
 //! borders, centred cells, rows sorted by severity then name, violations as `- message` lines,
 //! empty cells as `-`. Cells wrap to the width given instead of being cut.
 
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use console::style;
 
 use super::{Counts, ImageReport};
