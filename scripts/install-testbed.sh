@@ -79,13 +79,14 @@ ln -sf "$ROOT/usr/bin/cosign" "$CACHE/bin/cosign"
 
 # --- 3. moto_server from PyPI -----------------------------------------------------------------
 VENV="$CACHE/venv"
-if [ ! -x "$VENV/bin/moto_server" ]; then
-    log "installing moto[server] from PyPI into $VENV"
+# jsonschema validates the SARIF reports against the SARIF 2.1.0 schema.
+if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import jsonschema' 2>/dev/null; then
+    log "installing moto[server], boto3 and jsonschema from PyPI into $VENV"
     python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
-    "$VENV/bin/pip" install -q 'moto[server]>=5.1,<6' boto3 || die "pip install moto[server] failed"
+    "$VENV/bin/pip" install -q 'moto[server]>=5.1,<6' boto3 'jsonschema>=4' || die "pip install moto[server] jsonschema failed"
 fi
 ln -sf "$VENV/bin/moto_server" "$CACHE/bin/moto_server"
-# The venv's python (with boto3) creates KMS keys in moto for the tests.
+# The venv's python (with boto3 and jsonschema) creates KMS keys in moto and validates SARIF.
 ln -sf "$VENV/bin/python" "$CACHE/bin/moto-python"
 
 log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)')"

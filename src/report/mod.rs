@@ -1,6 +1,11 @@
 //! What users read: the findings of one run in every format a pipeline wants. Each format is
 //! its own module; all of them render the same [`Report`].
 
+pub mod json;
+pub mod junit;
+pub mod konflux;
+pub mod markdown;
+pub mod sarif;
 pub mod table;
 
 use chrono::{DateTime, Utc};

@@ -3,7 +3,7 @@
 //! borders, centred cells, rows sorted by severity then name, violations as `- message` lines,
 //! empty cells as `-`. Cells wrap to the width given instead of being cut.
 
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use console::style;
 
 use super::{Counts, ImageReport};
@@ -71,19 +71,35 @@ pub fn render(image: &ImageReport, style_: TableStyle) -> String {
     table.load_preset(ROXCTL_BORDERS);
     match style_.width {
         Some(w) => {
-            // comfy-table wraps the cells and centres them itself.
+            // comfy-table wraps the cells and centres them itself. Narrow columns keep their
+            // content width, and below 140 columns the description (in every other report)
+            // gives its room to the violations.
             table.set_content_arrangement(ContentArrangement::Dynamic);
             table.set_width(w);
+            let keep: Vec<usize> = (0..header.len())
+                .filter(|&i| w >= 140 || header[i] != "DESCRIPTION")
+                .collect();
             table.set_header(
-                header
-                    .iter()
-                    .map(|h| Cell::new(h).set_alignment(CellAlignment::Center)),
+                keep.iter()
+                    .map(|&i| Cell::new(header[i]).set_alignment(CellAlignment::Center)),
             );
-            for row in rows {
+            // Wrapped prose reads better flush left; the short columns stay centred.
+            let align = |i: usize| match header[i] {
+                "SEVERITY" | "BREAKS BUILD" | "SOURCE" => CellAlignment::Center,
+                _ => CellAlignment::Left,
+            };
+            for row in &rows {
                 table.add_row(
-                    row.into_iter()
-                        .map(|c| Cell::new(c).set_alignment(CellAlignment::Center)),
+                    keep.iter()
+                        .map(|&i| Cell::new(&row[i]).set_alignment(align(i))),
                 );
+            }
+            for (position, &i) in keep.iter().enumerate() {
+                if matches!(header[i], "SEVERITY" | "BREAKS BUILD" | "SOURCE")
+                    && let Some(column) = table.column_mut(position)
+                {
+                    column.set_constraint(ColumnConstraint::ContentWidth);
+                }
             }
         }
         None => {
