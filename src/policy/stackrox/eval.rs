@@ -452,7 +452,7 @@ fn disallowed_labels(group: &CompiledGroup, config: Option<&ImageConfig>) -> Tri
     }
 }
 
-/// Whether one integration verified the image: `Some(true)` yes, `Some(false)` every key was
+/// Whether one integration verified the image: `Ok(true)` yes, `Ok(false)` every key was
 /// checked and none verified, `Err` when that cannot be told.
 fn integration_verified(
     id: &str,
@@ -612,8 +612,12 @@ fn evaluate_section(
         match missing(group.criterion, ctx, platform) {
             Some(reason) => note_unknown(reason),
             None => {
-                layers = (0..platform.lines.len())
-                    .filter(|&i| layer_matches(group, &platform.line_keys[i]))
+                layers = platform
+                    .line_keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, key)| layer_matches(group, key))
+                    .map(|(i, _)| i)
                     .collect();
                 if layers.is_empty() {
                     return SectionResult::NoMatch;
@@ -650,7 +654,11 @@ fn evaluate_section(
     let mut matched_vulnerabilities = Vec::new();
     if let Some(scan) = ctx.scan {
         let component_ok = |index: usize| {
-            usable_component_group.is_none_or(|g| text_of(g, &ctx.component_keys[index]))
+            usable_component_group.is_none_or(|g| {
+                ctx.component_keys
+                    .get(index)
+                    .is_some_and(|key| text_of(g, key))
+            })
         };
         if !usable_vulnerability_groups.is_empty() {
             for (ci, component) in scan.components.iter().enumerate() {
@@ -745,8 +753,8 @@ fn render(
         };
         out.extend(message);
     }
-    for &i in &found.layers {
-        out.insert(messages::dockerfile_line(&platform.lines[i]));
+    for line in found.layers.iter().filter_map(|&i| platform.lines.get(i)) {
+        out.insert(messages::dockerfile_line(line));
     }
     let components: &[Component] = ctx
         .scan

@@ -45,6 +45,21 @@
 //! [`Outcome::NotEvaluated`] with the reason, unless a section matches anyway or fails on the
 //! data that is there. Messages follow StackRox's wording; every message is kept (StackRox lists
 //! them all), sorted within a section.
+//!
+//! # Decisions where StackRox gives no offline answer
+//!
+//! - `Image Age` without a `created` time is not evaluated (StackRox substitutes "now", so it
+//!   would silently pass); likewise `Image Scan Age` without a scan time and `Image OS` when the
+//!   report names no OS.
+//! - A report-wide gap (no vulnerability has a CVSS score, an NVD score, a publication date, or
+//!   — among fixable ones — a fix date) makes the matching criterion not evaluated; a single
+//!   vulnerability lacking the value simply does not match, as in StackRox.
+//! - An image config with an empty history has no Dockerfile lines: `Dockerfile Line` passes.
+//! - `Image Signature Verified By`: an integration verified the image when any of its keys has
+//!   a verified signature; a key that was not checked or could not be used leaves the verdict
+//!   open (not evaluated) unless another listed integration verified the image.
+//! - Loading two policies with the same name keeps the later one and records a warning.
+//! - Skipped findings (stage, disabled, excluded) are one per policy, without a platform.
 
 mod builtin;
 mod cfg;
