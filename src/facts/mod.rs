@@ -1,6 +1,7 @@
 //! ImageFacts: everything a rule may look at, gathered once (and concurrently) before any rule
 //! runs. Rules never do I/O; they are functions from these facts to findings.
 
+pub mod dockerfile;
 pub mod scan;
 
 use std::collections::BTreeMap;
