@@ -48,6 +48,14 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error("{0}")]
     Usage(String),
+    /// An input file (policy, report, manifest) that cannot be used.
+    #[error("{message}")]
+    Input {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    StackRox(#[from] crate::policy::stackrox::StackRoxError),
     /// Signatures were checked and none (or not enough) verified.
     #[error("{image}: {message}{}", details.iter().map(|d| format!("\n  - {d}")).collect::<String>())]
     Verification {
@@ -71,6 +79,7 @@ impl Error {
                 Exit::BadInput
             }
             Error::Source(_) | Error::Write(_) => Exit::BadInput,
+            Error::Input { .. } | Error::StackRox(_) => Exit::BadInput,
             Error::Verification { .. } => Exit::Violations,
             Error::Registry(RegistryError::Credentials(CredentialError::Helper { .. })) => {
                 Exit::Incomplete
@@ -95,6 +104,7 @@ impl Error {
                 "write an OCI layout with `skopeo copy docker://IMAGE oci:DIR:TAG`, or name a registry image instead".into(),
             ),
             Error::Write(_) => Some("check that the folder exists and is writable".into()),
+            Error::Input { hint, .. } => hint.clone(),
             _ => None,
         }
     }

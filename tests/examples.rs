@@ -39,27 +39,24 @@ pub fn webapp() -> ImageSpec {
             "APP_ENV=production".into(),
         ],
         exposed_ports: vec!["22/tcp".into(), "8080/tcp".into()],
+        // History as BuildKit writes it.
         steps: vec![
             step(
                 "/bin/sh -c #(nop) ADD file:7c8d6d8c2f3b1a0e9d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d2c3b4a5f6e7 in / ",
                 true,
             ),
             step("/bin/sh -c #(nop)  CMD [\"bash\"]", false),
+            step("LABEL maintainer=web-team@example.com", false),
+            step("RUN /bin/sh -c apt-get update # buildkit", true),
             step(
-                "/bin/sh -c #(nop)  LABEL maintainer=web-team@example.com",
-                false,
-            ),
-            step(
-                "/bin/sh -c apt-get update && apt-get install -y --no-install-recommends curl openssh-server ca-certificates",
+                "RUN /bin/sh -c apt-get install -y --no-install-recommends curl openssh-server ca-certificates # buildkit",
                 true,
             ),
-            step(
-                "/bin/sh -c #(nop) COPY dir:3f1e0a9b8c7d6e5f4a3b2c1d0e9f8a7b in /app ",
-                true,
-            ),
-            step("/bin/sh -c #(nop)  ENV APP_ENV=production", false),
-            step("/bin/sh -c #(nop)  EXPOSE 22 8080", false),
-            step("/bin/sh -c #(nop)  CMD [\"/app/start.sh\"]", false),
+            step("COPY app/ /app/ # buildkit", true),
+            step("ENV APP_ENV=production", false),
+            step("EXPOSE map[22/tcp:{}]", false),
+            step("EXPOSE map[8080/tcp:{}]", false),
+            step("CMD [\"/app/start.sh\"]", false),
         ],
         gzip: false,
     }

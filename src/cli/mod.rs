@@ -1,7 +1,10 @@
 //! The command line: global flags shared by every subcommand, and one file per subcommand.
 
+pub mod check;
 pub mod digest;
 pub mod keygen;
+pub mod output;
+pub mod rules;
 pub mod sign;
 pub mod verify;
 
@@ -36,9 +39,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Digest(digest::DigestArgs),
+    Check(check::CheckArgs),
     Sign(sign::SignArgs),
     Verify(verify::VerifyArgs),
     GenerateKeyPair(keygen::KeygenArgs),
+    /// The StackRox-style policies imagegate knows.
+    Rules(rules::RulesArgs),
 }
 
 /// Flags every subcommand understands.
@@ -159,6 +165,8 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<Exit, Error> {
     let ctx = Context::new(cli.global, ui);
     match cli.command {
         Command::Digest(args) => digest::run(&ctx, args).await,
+        Command::Check(args) => check::run(&ctx, args).await,
+        Command::Rules(args) => rules::run(&ctx, args).await,
         Command::Sign(args) => sign::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::GenerateKeyPair(args) => keygen::run(&ctx, args).await,

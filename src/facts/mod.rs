@@ -2,6 +2,7 @@
 //! runs. Rules never do I/O; they are functions from these facts to findings.
 
 pub mod dockerfile;
+pub mod gather;
 pub mod scan;
 
 use std::collections::BTreeMap;
@@ -143,6 +144,39 @@ pub enum KeyId {
     PublicKey(String),
     /// A key URI as written in the policy or on the command line.
     Uri(String),
+}
+
+/// A key a rule asks about, and where to get it so signatures can be checked with it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyRequest {
+    pub id: KeyId,
+    pub source: KeySource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeySource {
+    /// A PEM public key, as written in a policy or integration.
+    Pem(String),
+    /// A key URI (`awskms://…`, `hashivault://…`, `k8s://…`, a file path).
+    Uri(String),
+}
+
+impl KeyRequest {
+    /// A request for a PEM public key, named by its fingerprint.
+    pub fn pem(pem: &str) -> Result<KeyRequest, String> {
+        Ok(KeyRequest {
+            id: KeyId::for_public_key_pem(pem)?,
+            source: KeySource::Pem(pem.trim().to_string()),
+        })
+    }
+
+    /// A request for a key URI, named by the URI.
+    pub fn uri(uri: &str) -> KeyRequest {
+        KeyRequest {
+            id: KeyId::Uri(uri.to_string()),
+            source: KeySource::Uri(uri.to_string()),
+        }
+    }
 }
 
 impl KeyId {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::error::StackRoxError;
-use crate::facts::KeyId;
+use crate::facts::{KeyId, KeyRequest};
 
 /// Files larger than this are refused.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -28,6 +28,8 @@ pub struct SignatureIntegration {
     pub name: String,
     /// The keys a signature may verify with for this integration.
     pub keys: Vec<KeyId>,
+    /// The same keys with where to get them (the PEM text, or the URI).
+    pub key_requests: Vec<KeyRequest>,
     /// The integration also (or only) trusts keyless signatures, which imagegate cannot check.
     pub keyless: bool,
 }
@@ -146,6 +148,14 @@ impl SignatureIntegrations {
         })
     }
 
+    /// Where to get the key `id`, from whichever integration names it.
+    pub fn key_request(&self, id: &KeyId) -> Option<&KeyRequest> {
+        self.integrations
+            .iter()
+            .flat_map(|i| &i.key_requests)
+            .find(|r| &r.id == id)
+    }
+
     /// The integration with `id`.
     pub fn get(&self, id: &str) -> Option<&SignatureIntegration> {
         self.integrations.iter().find(|i| i.id == id)
@@ -190,9 +200,9 @@ fn convert(
             "the integration has no \"id\"; policies name integrations by ID (io.stackrox.signatureintegration.<uuid>)".into(),
         ));
     }
-    let mut keys = Vec::new();
+    let mut requests = Vec::new();
     for key in raw.cosign.map(|c| c.public_keys).unwrap_or_default() {
-        let key_id = KeyId::for_public_key_pem(&key.public_key_pem_enc).map_err(|reason| {
+        let request = KeyRequest::pem(&key.public_key_pem_enc).map_err(|reason| {
             integration_error(
                 path,
                 Some(&id),
@@ -202,7 +212,7 @@ fn convert(
                 ),
             )
         })?;
-        keys.push(key_id);
+        requests.push(request);
     }
     for uri in raw.key_uris {
         let uri = uri.trim();
@@ -215,14 +225,16 @@ fn convert(
                 ),
             ));
         }
-        keys.push(KeyId::Uri(uri.to_string()));
+        requests.push(KeyRequest::uri(uri));
     }
-    keys.sort();
-    keys.dedup();
+    requests.sort();
+    requests.dedup();
+    let keys = requests.iter().map(|r| r.id.clone()).collect();
     Ok(SignatureIntegration {
         id,
         name: raw.name,
         keys,
+        key_requests: requests,
         keyless: !raw.cosign_certificates.is_empty(),
     })
 }

@@ -1,0 +1,460 @@
+//! Gathering [`ImageFacts`] once, before any rule runs: every platform's config, the scanner
+//! report, and the signatures with the verdict of every key a rule asked about — fetched
+//! concurrently. Rules then only read these facts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use serde::Deserialize;
+
+use super::{
+    FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyRequest, KeySource, PlatformFacts,
+    ScanReport, SignatureFacts,
+};
+use crate::cosign::{payload, sigimage, verify};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
+use crate::oci::{CONFIG_LIMIT, Manifest, Platform, platform};
+use crate::reference::ImageRef;
+use crate::source::{ImageSource, Resolved, Store};
+
+/// What to gather besides the image itself.
+#[derive(Clone, Debug, Default)]
+pub struct GatherOptions {
+    /// A scanner report (Trivy, Grype, cosign vulnerability attestation).
+    pub vulns: Option<PathBuf>,
+    /// Keys to check the image's signatures with.
+    pub keys: Vec<KeyRequest>,
+    /// The name a local layout is judged under (`--image-name`).
+    pub image_name: Option<ImageRef>,
+}
+
+/// Everything [`gather`] needs from the run.
+pub struct Gatherer<'a> {
+    pub store: &'a Store<'a>,
+    pub keys: Option<KeyContext<'a>>,
+    pub env: &'a Environment,
+}
+
+/// Reads the facts of the resolved image.
+pub async fn gather(
+    g: &Gatherer<'_>,
+    source: &ImageSource,
+    resolved: &Resolved,
+    options: &GatherOptions,
+) -> Result<ImageFacts, Error> {
+    let name = image_name(source, options);
+    let digest = resolved.digest().clone();
+    let scan = match &options.vulns {
+        Some(path) => Some(read_scan(path)?),
+        None => None,
+    };
+    let (platforms, signatures) = tokio::join!(
+        platforms(g.store, resolved),
+        signatures(g, source, &digest, options)
+    );
+    Ok(ImageFacts {
+        name,
+        digest,
+        platforms: platforms?,
+        signatures: signatures?,
+        scan,
+    })
+}
+
+fn read_scan(path: &std::path::Path) -> Result<ScanReport, Error> {
+    super::scan::read_report(path).map_err(|e| Error::Input {
+        message: e.to_string(),
+        hint: Some("--vulns takes a Trivy JSON report (trivy image --format json), a Grype JSON report (grype -o json), or a cosign vulnerability attestation".into()),
+    })
+}
+
+/// The name rules see: the registry reference, or for a local layout `--image-name`, else
+/// `localhost/<folder>:<tag>`.
+fn image_name(source: &ImageSource, options: &GatherOptions) -> ImageRef {
+    if let Some(name) = &options.image_name {
+        return name.clone();
+    }
+    match source {
+        ImageSource::Registry(image) => image.clone(),
+        ImageSource::Layout(l) => {
+            let folder = l
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            let cleaned: String = folder
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let cleaned = cleaned.trim_matches('-');
+            let repo = if cleaned.is_empty() { "image" } else { cleaned };
+            let tag = l.tag.clone().unwrap_or_else(|| "latest".into());
+            ImageRef::parse(&format!("localhost/{repo}:{tag}"))
+                .or_else(|_| ImageRef::parse(&format!("localhost/{repo}")))
+                .unwrap_or_else(|_| ImageRef::parse("localhost/image").expect("a valid reference"))
+        }
+    }
+}
+
+/// Every platform image: the chosen child, the single image, or each child of an index.
+async fn platforms(store: &Store<'_>, resolved: &Resolved) -> Result<Vec<PlatformFacts>, Error> {
+    if let Some((platform, digest)) = &resolved.child {
+        return Ok(vec![
+            platform_facts(store, digest, Some(platform.clone())).await?,
+        ]);
+    }
+    let manifest = resolved.root.parse().map_err(|e| Error::Input {
+        message: format!("the manifest {} {e}", resolved.root.digest),
+        hint: None,
+    })?;
+    match manifest {
+        Manifest::Image(image) => Ok(vec![
+            config_facts(store, &resolved.root.digest, &image.config.digest, None).await?,
+        ]),
+        Manifest::Index(index) => {
+            let children: Vec<_> = index
+                .manifests
+                .iter()
+                // Attestation manifests (BuildKit's unknown/unknown entries) are not images.
+                .filter(|e| platform::entry_platform(e).is_some_and(|p| p.os != "unknown"))
+                .collect();
+            let facts = join_all(children.iter().map(|entry| async move {
+                let digest = Digest::parse(&entry.digest).map_err(|e| Error::Input {
+                    message: format!("an index entry has a bad digest '{}': {e}", entry.digest),
+                    hint: None,
+                })?;
+                platform_facts(store, &digest, platform::entry_platform(entry)).await
+            }))
+            .await;
+            facts.into_iter().collect()
+        }
+    }
+}
+
+async fn platform_facts(
+    store: &Store<'_>,
+    digest: &Digest,
+    platform: Option<Platform>,
+) -> Result<PlatformFacts, Error> {
+    let raw = store.manifest(digest).await?;
+    match raw.parse() {
+        Ok(Manifest::Image(image)) => {
+            config_facts(store, digest, &image.config.digest, platform).await
+        }
+        Ok(Manifest::Index(_)) => Err(Error::Input {
+            message: format!("{digest} is a nested index; imagegate judges indexes one level deep"),
+            hint: None,
+        }),
+        Err(e) => Err(Error::Input {
+            message: format!("the manifest {digest} {e}"),
+            hint: None,
+        }),
+    }
+}
+
+async fn config_facts(
+    store: &Store<'_>,
+    manifest_digest: &Digest,
+    config_digest: &str,
+    platform: Option<Platform>,
+) -> Result<PlatformFacts, Error> {
+    let config_digest = Digest::parse(config_digest).map_err(|e| Error::Input {
+        message: format!(
+            "the manifest {manifest_digest} names a bad config digest '{config_digest}': {e}"
+        ),
+        hint: None,
+    })?;
+    let bytes = store
+        .blob(&config_digest, CONFIG_LIMIT, "the image config")
+        .await?;
+    let parsed = parse_config(&bytes).map_err(|e| Error::Input {
+        message: format!("the image config {config_digest} is not valid: {e}"),
+        hint: None,
+    })?;
+    let platform = platform.or(parsed.platform.clone());
+    Ok(PlatformFacts {
+        platform,
+        digest: manifest_digest.clone(),
+        config: parsed.config,
+    })
+}
+
+/// What an OCI/Docker image config holds that rules read.
+struct ParsedConfig {
+    config: ImageConfig,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    config: Option<RawContainerConfig>,
+    #[serde(default)]
+    history: Option<Vec<RawHistory>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawContainerConfig {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    env: Option<Vec<String>>,
+    #[serde(default)]
+    exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    cmd: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawHistory {
+    #[serde(default)]
+    created_by: Option<String>,
+}
+
+fn parse_config(bytes: &[u8]) -> Result<ParsedConfig, String> {
+    let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let container = raw.config.unwrap_or_default();
+    let history: Vec<String> = raw
+        .history
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.created_by.unwrap_or_default())
+        .collect();
+    let created = raw
+        .created
+        .as_deref()
+        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| t.with_timezone(&Utc))
+        // go-containerregistry writes the zero time for "unknown".
+        .filter(|t| t.timestamp() > 0);
+    let platform = match (raw.os.as_deref(), raw.architecture.as_deref()) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
+            Some(Platform::new(os, arch, raw.variant.as_deref()))
+        }
+        _ => None,
+    };
+    let dockerfile = super::dockerfile::dockerfile_lines(&history);
+    Ok(ParsedConfig {
+        config: ImageConfig {
+            created,
+            user: container.user.unwrap_or_default(),
+            labels: container.labels.unwrap_or_default(),
+            env: container.env.unwrap_or_default(),
+            exposed_ports: container
+                .exposed_ports
+                .unwrap_or_default()
+                .into_keys()
+                .collect(),
+            entrypoint: container.entrypoint.unwrap_or_default(),
+            cmd: container.cmd.unwrap_or_default(),
+            history,
+            dockerfile,
+        },
+        platform,
+    })
+}
+
+/// The signatures stored for `digest`, checked with every requested key.
+async fn signatures(
+    g: &Gatherer<'_>,
+    source: &ImageSource,
+    digest: &Digest,
+    options: &GatherOptions,
+) -> Result<SignatureFacts, Error> {
+    if options.keys.is_empty() {
+        return Ok(SignatureFacts::default());
+    }
+    let (ImageSource::Registry(image), Store::Registry { registry, .. }) = (source, g.store) else {
+        return Ok(SignatureFacts {
+            unavailable: Some(
+                "signatures are stored in a registry and this is a local layout; judge the image by its registry reference to check signatures".into(),
+            ),
+            ..SignatureFacts::default()
+        });
+    };
+    let sig_ref = sigimage::signature_ref(image, digest, g.env)?;
+    let (sig_image, keys) = tokio::join!(
+        sigimage::read(registry, &sig_ref),
+        public_keys(g, &options.keys)
+    );
+    let keys = keys?;
+    let Some(sig_image) = sig_image? else {
+        // No signatures: every key checks, and verifies none.
+        let checks = keys
+            .into_iter()
+            .map(|(id, key)| {
+                let check = match key {
+                    Ok(_) => KeyCheck::Checked {
+                        verified: Vec::new(),
+                        failures: vec![format!("no signatures found ({sig_ref} does not exist)")],
+                    },
+                    Err(reason) => KeyCheck::KeyUnavailable(reason),
+                };
+                (id, check)
+            })
+            .collect();
+        return Ok(SignatureFacts {
+            checks,
+            ..SignatureFacts::default()
+        });
+    };
+    let fetched = verify::fetch(registry, &sig_image).await;
+    let found = fetched.iter().map(found_signature).collect();
+    let claims = verify::Claims {
+        digest: Some(digest.clone()),
+        ..verify::Claims::default()
+    };
+    let checks = keys
+        .into_iter()
+        .map(|(id, key)| {
+            let check = match key {
+                Ok(key) => {
+                    let result = verify::check(&fetched, &key, &claims);
+                    KeyCheck::Checked {
+                        verified: result.verified.iter().map(|v| v.index).collect(),
+                        failures: result
+                            .failures
+                            .into_iter()
+                            .map(|(i, reason)| format!("signature {}: {reason}", i + 1))
+                            .collect(),
+                    }
+                }
+                Err(reason) => KeyCheck::KeyUnavailable(reason),
+            };
+            (id, check)
+        })
+        .collect();
+    Ok(SignatureFacts {
+        found,
+        checks,
+        unavailable: None,
+        attestations: Vec::new(),
+    })
+}
+
+/// Each requested key's public key. A key service that cannot be reached stops the run (exit
+/// 3); a key that is not usable (e.g. a malformed PEM) is recorded as unavailable.
+async fn public_keys(
+    g: &Gatherer<'_>,
+    requests: &[KeyRequest],
+) -> Result<Vec<(super::KeyId, Result<PublicKey, String>)>, Error> {
+    let mut out = Vec::new();
+    for request in requests {
+        let key = match &request.source {
+            KeySource::Pem(pem) => {
+                PublicKey::from_pem(pem, &request.id.to_string()).map_err(|e| e.to_string())
+            }
+            KeySource::Uri(uri) => {
+                let Some(ctx) = &g.keys else {
+                    out.push((
+                        request.id.clone(),
+                        Err("key services are not available here".to_string()),
+                    ));
+                    continue;
+                };
+                let key_ref = KeyRef::parse(uri)?;
+                match keys::public_key(&key_ref, ctx).await {
+                    Ok(k) => Ok(k),
+                    Err(e @ keys::KeyError::Remote { .. }) => return Err(e.into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        out.push((request.id.clone(), key));
+    }
+    Ok(out)
+}
+
+fn found_signature(sig: &verify::FetchedSignature) -> FoundSignature {
+    let parsed = sig
+        .payload
+        .as_ref()
+        .ok()
+        .and_then(|b| payload::parse(b).ok());
+    FoundSignature {
+        docker_reference: parsed
+            .as_ref()
+            .map(|p| p.docker_reference.clone())
+            .unwrap_or_default(),
+        manifest_digest: parsed
+            .as_ref()
+            .map(|p| p.manifest_digest.clone())
+            .unwrap_or_default(),
+        annotations: parsed.map(|p| p.annotations).unwrap_or_default(),
+        has_bundle: sig.layer.annotation(sigimage::BUNDLE_ANNOTATION).is_some(),
+        bundle_verified_by: Vec::new(),
+        has_certificate: sig
+            .layer
+            .annotation(sigimage::CERTIFICATE_ANNOTATION)
+            .is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_config_fields_rules_need() {
+        let config = br#"{"architecture":"arm64","variant":"v8","os":"linux","created":"2024-01-15T10:00:00Z",
+            "config":{"User":"app","Labels":{"a":"b"},"Env":["X=1"],"ExposedPorts":{"22/tcp":{},"8080/tcp":{}},"Cmd":["sh"]},
+            "history":[{"created_by":"/bin/sh -c #(nop)  USER app"},{"created_by":"/bin/sh -c apt-get update"},{"empty_layer":true}]}"#;
+        let p = parse_config(config).unwrap();
+        assert_eq!(p.platform.unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(p.config.user, "app");
+        assert_eq!(p.config.exposed_ports, vec!["22/tcp", "8080/tcp"]);
+        assert_eq!(
+            p.config.created.unwrap().to_rfc3339(),
+            "2024-01-15T10:00:00+00:00"
+        );
+        assert_eq!(p.config.history.len(), 3);
+        assert_eq!(p.config.dockerfile[0].instruction, "USER");
+        assert_eq!(p.config.dockerfile[1].instruction, "RUN");
+    }
+
+    #[test]
+    fn a_bare_config_has_defaults_and_the_zero_time_is_no_time() {
+        let p = parse_config(
+            br#"{"created":"0001-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        assert!(p.config.created.is_none());
+        assert_eq!(p.config.effective_user(), "root");
+        assert!(p.platform.is_none());
+        assert!(parse_config(b"[]").is_err());
+    }
+
+    #[test]
+    fn layouts_get_a_name_under_localhost() {
+        let src = ImageSource::parse("oci:examples/webapp:1.0").unwrap();
+        assert_eq!(
+            image_name(&src, &GatherOptions::default()).to_string(),
+            "localhost/webapp:1.0"
+        );
+        let named = GatherOptions {
+            image_name: Some(ImageRef::parse("registry.example.com/web/app:1.0").unwrap()),
+            ..GatherOptions::default()
+        };
+        assert_eq!(
+            image_name(&src, &named).to_string(),
+            "registry.example.com/web/app:1.0"
+        );
+    }
+}
