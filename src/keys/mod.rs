@@ -439,6 +439,12 @@ impl Environment {
         self.get(name).filter(|v| !v.is_empty())
     }
 
+    /// Every variable, for a child process that must see exactly this environment (a
+    /// Kubernetes credential plugin).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The home folder, from HOME.
     pub fn home(&self) -> Option<PathBuf> {
         self.non_empty("HOME").map(PathBuf::from)

@@ -7,14 +7,18 @@
 //!   `scripts/install-testbed.sh`, which the README's test command runs);
 //! - [`stub`]: a scripted HTTP server, only for failures no real registry can be made to show
 //!   (a 5 MiB manifest, a run of 503s). It is named a stand-in wherever it is used.
+//! - [`vault_standin`], [`k8s_standin`]: stand-ins for Vault transit and the Kubernetes API,
+//!   which cannot be installed here; real keys, real signatures, real TLS.
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod k8s_standin;
 pub mod moto;
 pub mod raw;
 pub mod registry;
 pub mod stub;
 pub mod tools;
+pub mod vault_standin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
