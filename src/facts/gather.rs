@@ -438,7 +438,8 @@ mod tests {
         assert!(p.config.created.is_none());
         assert_eq!(p.config.effective_user(), "root");
         assert!(p.platform.is_none());
-        assert!(parse_config(b"[]").is_err());
+        assert!(parse_config(b"not json").is_err());
+        assert!(parse_config(br#"{"config":{"User":7}}"#).is_err());
     }
 
     #[test]
