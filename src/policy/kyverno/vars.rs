@@ -106,8 +106,9 @@ impl Scope {
     /// Undefined top-level names read the (completely known) data merged into the root.
     pub fn set_open(&mut self, object: &serde_json::Map<String, Value>) {
         for (k, v) in object {
-            if !self.doc.contains_key(k) {
+            if !self.doc.contains_key(k) && !self.unknown.contains_key(k) {
                 self.doc.insert(k.clone(), v.clone());
+                self.known.push(vec![k.clone()]);
             }
         }
         self.open = true;

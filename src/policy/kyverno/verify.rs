@@ -575,7 +575,11 @@ fn verify_image(input: &Input<'_>, iv: &ImageVerification) -> Option<Check> {
             Check::Fail(e) => {
                 return Some(Check::Fail(format!("failed to verify image {image}: {e}")));
             }
-            Check::Unknown(u) => return Some(Check::Unknown(format!("{image}: {u}"))),
+            Check::Unknown(u) => {
+                return Some(Check::Unknown(format!(
+                    "cannot verify image {image} offline: {u}"
+                )));
+            }
         }
     }
     match verify_attestations(input, iv) {
@@ -740,6 +744,8 @@ pub fn evaluate(input: &Input<'_>) -> Outcome {
             "after mutateDigest the image reads {admitted_str}, which no imageReferences entry matches, so verifyDigest and required are not checked (Kyverno issue #16344)"
         ));
     }
+    // Both passes report on the rule (the Kyverno CLI lists both responses); the verify
+    // pass's messages come first, as its webhook runs first.
     let verdict = if !failures.is_empty() {
         if let Pass2::Fail(f) = &pass2
             && !failures.contains(f)
