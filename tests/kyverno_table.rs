@@ -516,7 +516,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("empty keys", Case::LoadError {
             yaml: "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"*\"]\n      attestors:\n      - entries:\n        - keys:\n            rekor:\n              ignoreTlog: true\n".into(),
-            line: 18,
+            line: 17,
             field: "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys",
             message: "A public key, kms key or secret is required",
         }),
@@ -528,7 +528,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("any and all together", Case::LoadError {
             yaml: "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n      all:\n      - resources:\n          kinds: [Pod]\n    validate:\n      pattern:\n        spec: {}\n".into(),
-            line: 9,
+            line: 8,
             field: "spec.rules[0].match",
             message: "Can't specify any and all together",
         }),

@@ -293,7 +293,7 @@ fn load_document(
     } else {
         serde_ignored::deserialize(value.clone(), |p| ignored.push(ignored_path(&p)))
     };
-    let doc = match parsed {
+    let mut doc = match parsed {
         Ok(doc) => doc,
         Err(e) if prefix.0.is_empty() => return Err(yaml_error(here.file, &e)),
         Err(e) => {
@@ -322,6 +322,18 @@ fn load_document(
                 "{policy_id}: unknown field {p} ignored (Kyverno's API server would reject or drop it)"
             ),
         ));
+    }
+
+    if doc.api_version == "kyverno.io/v2beta1" {
+        for (path, field) in prune_v1_only_fields(&mut doc) {
+            let (l, _) = here.locate(prefix, &path);
+            set.notes.push(here.note(
+                l,
+                format!(
+                    "{policy_id}: {path}: kyverno.io/v2beta1 has no `{field}` (a deprecated v1 field); the API server drops it, and so does imagegate"
+                ),
+            ));
+        }
     }
 
     let checked = cfg_check::check(&doc);
@@ -370,6 +382,42 @@ fn load_document(
         line,
     });
     Ok(())
+}
+
+/// v2beta1's ImageVerification is v1's without the deprecated fields and `cosignOCI11`; a
+/// structural schema prunes them. Returns where each was.
+fn prune_v1_only_fields(doc: &mut PolicyDoc) -> Vec<(FieldPath, &'static str)> {
+    let mut pruned = Vec::new();
+    for (i, rule) in doc.spec.rules.iter_mut().enumerate() {
+        for (j, iv) in rule.verify_images.iter_mut().enumerate() {
+            let at = FieldPath::keys("spec.rules")
+                .index(i)
+                .key("verifyImages")
+                .index(j);
+            let mut drop = |set: bool, field: &'static str| {
+                if set {
+                    pruned.push((at.key(field), field));
+                }
+            };
+            drop(!iv.image.is_empty(), "image");
+            drop(!iv.key.is_empty(), "key");
+            drop(!iv.roots.is_empty(), "roots");
+            drop(!iv.subject.is_empty(), "subject");
+            drop(!iv.issuer.is_empty(), "issuer");
+            drop(!iv.additional_extensions.is_empty(), "additionalExtensions");
+            drop(!iv.annotations.is_empty(), "annotations");
+            drop(iv.cosign_oci11, "cosignOCI11");
+            iv.image.clear();
+            iv.key.clear();
+            iv.roots.clear();
+            iv.subject.clear();
+            iv.issuer.clear();
+            iv.additional_extensions.clear();
+            iv.annotations.clear();
+            iv.cosign_oci11 = false;
+        }
+    }
+    pruned
 }
 
 fn ignored_path(p: &serde_ignored::Path<'_>) -> FieldPath {
@@ -464,8 +512,14 @@ impl<'de> Visitor<'de> for Locator<'_> {
             Some((Segment::Key(k), rest)) => (Some(k), rest),
             Some((Segment::Index(_), _)) => (None, self.path),
         };
-        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
-            if want.is_some_and(|w| key.as_str() == Some(w.as_str())) {
+        // The last key is located at the key itself (`keys:`), not at its value, which for a
+        // block mapping starts on the next line.
+        let probe = KeyProbe {
+            want: want.map(String::as_str),
+            stop_here: rest.is_empty(),
+        };
+        while let Some(matched) = map.next_key_seed(probe)? {
+            if matched {
                 map.next_value_seed(Locator { path: rest })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -495,6 +549,59 @@ impl<'de> Visitor<'de> for Locator<'_> {
     }
 }
 
+/// Reads a map key: whether it is the wanted one; reaching the wanted last key stops the walk
+/// there.
+#[derive(Clone, Copy)]
+struct KeyProbe<'a> {
+    want: Option<&'a str>,
+    stop_here: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyProbe<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyProbe<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        let matched = self.want == Some(key);
+        if matched && self.stop_here {
+            return Err(E::custom(FOUND));
+        }
+        Ok(matched)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,7 +614,16 @@ mod tests {
             .key("verifyImages")
             .index(0)
             .key("imageReferences");
-        assert_eq!(locate(text, 1, &path), Some((9, 24)));
+        assert_eq!(locate(text, 1, &path), Some((9, 7)));
+        let block = "spec:\n  keys:\n    kms: x\n";
+        assert_eq!(
+            locate(block, 0, &FieldPath::keys("spec.keys")),
+            Some((2, 3))
+        );
+        assert_eq!(
+            locate(block, 0, &FieldPath::keys("spec.keys.kms")),
+            Some((3, 5))
+        );
         assert_eq!(locate(text, 1, &FieldPath::keys("spec.nope")), None);
         assert_eq!(locate(text, 0, &FieldPath::root()), Some((1, 1)));
     }

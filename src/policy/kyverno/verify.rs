@@ -280,6 +280,19 @@ fn verify_entry(
         }
     };
     if let Some(keys) = &entry.keys {
+        // The hash comes from the deprecated `keys.signatureAlgorithm` (CRD default sha256);
+        // the gathered checks were made with SHA-256.
+        if let Some(alg) = keys.signature_algorithm.as_deref()
+            && !alg.is_empty()
+            && alg != "sha256"
+        {
+            return (
+                ".keys",
+                Check::Unknown(format!(
+                    "signatureAlgorithm {alg}: the signatures were checked with SHA-256 only"
+                )),
+            );
+        }
         let material = match static_key(keys, input.scope) {
             Ok(m) => m,
             Err(why) => return (".keys", Check::Unknown(why)),
@@ -569,6 +582,17 @@ fn verify_image(input: &Input<'_>, iv: &ImageVerification) -> Option<Check> {
         return None;
     }
     let image = input.image.string();
+    if iv.verification_type != "Cosign" {
+        return Some(Check::Unknown(format!(
+            "cannot verify image {image} offline: type {} verification is not supported (imagegate gathers cosign signatures)",
+            iv.verification_type
+        )));
+    }
+    if iv.cosign_oci11 {
+        return Some(Check::Unknown(format!(
+            "cannot verify image {image} offline: cosignOCI11 makes Kyverno read signatures from OCI 1.1 referrers, and the gathered signatures come from the .sig tag"
+        )));
+    }
     for (i, set) in iv.attestors.iter().enumerate() {
         match verify_attestor_set(input, iv, set, &format!(".attestors[{i}]")) {
             Check::Pass => {}
