@@ -286,6 +286,13 @@ fn multi_keys_from_a_config_map_cannot_be_judged_offline() {
     let Some(set) = load_sample("verify-image-with-multi-keys.yaml") else {
         return;
     };
+    assert!(
+        set.notes
+            .iter()
+            .any(|n| n.contains("context entry `keys` reads ConfigMap default/keys")),
+        "{:?}",
+        set.notes
+    );
     let image = "ghcr.io/myorg/myimage:1.0";
     let f = facts(image, signatures(&[Sig::by(&[SAMPLE_KEY, KEY_B])], &[]));
     let finding = judge(

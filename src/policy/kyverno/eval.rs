@@ -349,3 +349,15 @@ fn judge_rule(
     result.notes = notes;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_sets_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<KyvernoSet>();
+        shareable::<EvalContext>();
+    }
+}

@@ -336,6 +336,8 @@ fn load_document(
         }
     }
 
+    offline_notes(here, prefix, &doc, &policy_id, &mut set.notes);
+
     let checked = cfg_check::check(&doc);
     for (path, message) in checked.problems {
         let (l, c) = here.locate(prefix, &path);
@@ -382,6 +384,52 @@ fn load_document(
         line,
     });
     Ok(())
+}
+
+/// Notes for parts of a policy imagegate cannot use offline, so the user hears about them
+/// when loading, not only in findings.
+fn offline_notes(
+    here: &Where<'_>,
+    prefix: &FieldPath,
+    doc: &PolicyDoc,
+    policy_id: &str,
+    notes: &mut Vec<String>,
+) {
+    for (i, rule) in doc.spec.rules.iter().enumerate() {
+        let at = FieldPath::keys("spec.rules").index(i);
+        for (j, entry) in rule.context.iter().enumerate() {
+            let source = if let Some(cm) = &entry.config_map {
+                format!("ConfigMap {}/{}", cm.namespace, cm.name)
+            } else if entry.api_call.is_some() {
+                "an API call".to_string()
+            } else if entry.image_registry.is_some() {
+                "the image registry".to_string()
+            } else if entry.global_reference.is_some() {
+                "a global context entry".to_string()
+            } else {
+                continue;
+            };
+            let path = at.key("context").index(j);
+            let (l, _) = here.locate(prefix, &path);
+            notes.push(here.note(
+                l,
+                format!(
+                    "{policy_id}: rule {}: context entry `{}` reads {source}, which imagegate does not read; checks that use it are not evaluated",
+                    rule.name, entry.name
+                ),
+            ));
+        }
+        if rule.image_extractors.is_some() {
+            let (l, _) = here.locate(prefix, &at.key("imageExtractors"));
+            notes.push(here.note(
+                l,
+                format!(
+                    "{policy_id}: rule {}: imageExtractors are ignored; the image is judged as a container image",
+                    rule.name
+                ),
+            ));
+        }
+    }
 }
 
 /// v2beta1's ImageVerification is v1's without the deprecated fields and `cosignOCI11`; a
