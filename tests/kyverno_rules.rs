@@ -427,3 +427,25 @@ fn severity_comes_from_the_annotation() {
         );
     }
 }
+
+#[test]
+fn registry_lookups_are_about_the_image_but_not_evaluated() {
+    let yaml = cluster_policy(
+        "user",
+        "",
+        &format!(
+            "  - name: r\n{POD_MATCH}    validate:\n      foreach:\n      - list: request.object.spec.containers\n        context:\n        - name: imageData\n          imageRegistry:\n            reference: \"{{{{ element.image }}}}\"\n        deny:\n          conditions:\n            all:\n            - key: \"{{{{ imageData.configData.config.User || '' }}}}\"\n              operator: Equals\n              value: \"\"\n"
+        ),
+    );
+    let f = judge(
+        &load_yaml(&yaml),
+        &facts("nginx", signatures(&[], &[])),
+        &EvalContext::new("nginx"),
+        "r",
+    );
+    assert!(
+        matches!(&f.outcome, Outcome::NotEvaluated(why) if why.contains("image data from the registry")),
+        "{:?}",
+        f.outcome
+    );
+}

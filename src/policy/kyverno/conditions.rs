@@ -228,7 +228,7 @@ fn equal(key: &Value, value: &Value) -> bool {
         }
         Value::String(k) => {
             if let Some((a, b)) = durations(key, value) {
-                return a / 1_000_000_000 == b / 1_000_000_000 && a == b;
+                return a == b;
             }
             if let Some(kq) = parse_quantity(k)
                 && let Value::String(v) = value

@@ -176,7 +176,7 @@ pub fn evaluate(set: &KyvernoSet, facts: &ImageFacts, ctx: &EvalContext) -> Vec<
         ),
     };
     let raw = if image_note.is_some() {
-        facts.name.to_string()
+        info.string()
     } else {
         ctx.raw_image.clone()
     };
@@ -205,7 +205,9 @@ pub fn evaluate(set: &KyvernoSet, facts: &ImageFacts, ctx: &EvalContext) -> Vec<
 
     let mut findings = Vec::new();
     for policy in &set.policies {
+        let apply_one = policy.spec.apply_rules.as_deref() == Some("One");
         let mut applied_rule: Option<String> = None;
+        let mut unsure_rules: Vec<String> = Vec::new();
         for rule in &policy.spec.rules {
             let resolved =
                 action::resolve(policy, rule, &ctx.namespace, ctx.namespace_labels.as_ref());
@@ -246,6 +248,20 @@ pub fn evaluate(set: &KyvernoSet, facts: &ImageFacts, ctx: &EvalContext) -> Vec<
                     "judged as admitted: Kyverno's mutateDigest ({by}) rewrites the image to {admitted_raw} before validate rules run"
                 ));
             }
+            if apply_one && !unsure_rules.is_empty() {
+                notes.push(format!(
+                    "spec.applyRules is One: this rule runs only if {} (not evaluated) did not apply",
+                    unsure_rules.join(", ")
+                ));
+            }
+            // Kyverno counts a rule as applied when it passes or fails (not on error or skip).
+            match &result.verdict {
+                Verdict::Pass | Verdict::Fail(_) if apply_one => {
+                    applied_rule = Some(rule.name.clone());
+                }
+                Verdict::Unknown(_) if apply_one => unsure_rules.push(rule.name.clone()),
+                _ => {}
+            }
             match result.verdict {
                 Verdict::Pass => finding.outcome = Outcome::Pass,
                 Verdict::Fail(messages) => {
@@ -262,11 +278,6 @@ pub fn evaluate(set: &KyvernoSet, facts: &ImageFacts, ctx: &EvalContext) -> Vec<
                 }
                 Verdict::Skip(why) => finding.outcome = Outcome::Skipped(why),
                 Verdict::Unknown(why) => finding.outcome = Outcome::NotEvaluated(why),
-            }
-            if policy.spec.apply_rules.as_deref() == Some("One")
-                && matches!(finding.outcome, Outcome::Pass | Outcome::Violated)
-            {
-                applied_rule = Some(rule.name.clone());
             }
             finding
                 .messages
@@ -325,8 +336,7 @@ fn judge_rule(
             signatures_by_repository: &ctx.signatures_by_repository,
             image: info,
             scope: &scope,
-        })
-        .result;
+        });
         if let Some(note) = pre_note {
             r.notes.insert(0, note);
         }

@@ -31,7 +31,14 @@ fn mentions_image(rule: &Rule, v: &Validation) -> bool {
     ))
     .unwrap_or_default();
     text.push_str(&serde_json::to_string(&rule.preconditions).unwrap_or_default());
-    MENTIONS_IMAGE.is_match(&text)
+    // Image data from the registry is about the image even when the rule's own text only
+    // says `imageData`.
+    let reads_registry = rule.context.iter().any(|e| e.image_registry.is_some())
+        || v.foreach
+            .iter()
+            .flatten()
+            .any(|f| f.context.iter().any(|e| e.image_registry.is_some()));
+    reads_registry || MENTIONS_IMAGE.is_match(&text)
 }
 
 fn foreach_text(list: &[ForEachValidation]) -> Vec<Value> {

@@ -640,12 +640,6 @@ enum Pass2 {
     Unknown(String),
 }
 
-/// What the rule's two passes give for the image, and whether `mutateDigest` pinned it.
-pub struct Outcome {
-    pub result: RuleResult,
-    pub pinned: bool,
-}
-
 /// Whether any entry of the rule selects the image (so Kyverno's verify handler runs).
 pub fn rule_selects(rule: &Rule, image: &KyvernoImage) -> bool {
     rule.verify_images
@@ -662,7 +656,7 @@ pub fn pins(rule: &Rule, image: &KyvernoImage) -> bool {
 }
 
 /// Both passes of a verifyImages rule for the image.
-pub fn evaluate(input: &Input<'_>) -> Outcome {
+pub fn evaluate(input: &Input<'_>) -> RuleResult {
     let image = input.image;
     let image_str = image.string();
     let ivs: Vec<ImageVerification> = input
@@ -676,13 +670,10 @@ pub fn evaluate(input: &Input<'_>) -> Outcome {
             .iter()
             .flat_map(|iv| iv.image_references.clone())
             .collect();
-        return Outcome {
-            result: RuleResult::new(Verdict::Skip(format!(
-                "image {image_str} does not match imageReferences [{}]",
-                refs.join(", ")
-            ))),
-            pinned: false,
-        };
+        return RuleResult::new(Verdict::Skip(format!(
+            "image {image_str} does not match imageReferences [{}]",
+            refs.join(", ")
+        )));
     }
 
     // Pass 1.
@@ -792,10 +783,7 @@ pub fn evaluate(input: &Input<'_>) -> Outcome {
             )),
         }
     };
-    Outcome {
-        result: RuleResult { verdict, notes },
-        pinned,
-    }
+    RuleResult { verdict, notes }
 }
 
 #[cfg(test)]
