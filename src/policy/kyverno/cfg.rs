@@ -17,16 +17,6 @@ fn yes() -> bool {
     true
 }
 
-/// The document header, read first to decide whether the document is a policy at all.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Header {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDoc {

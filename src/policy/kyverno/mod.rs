@@ -17,25 +17,25 @@
 //!   also read unknown data (ConfigMaps, API calls, other Pod fields) are NotEvaluated.
 //! - A Kyverno rule error is a violation, enforced when the failure policy is Fail.
 
-pub mod action;
-pub mod anchors;
+mod action;
+mod anchors;
 pub mod cfg;
-pub mod cfg_check;
-pub mod conditions;
-pub mod error;
-pub mod eval;
+mod cfg_check;
+mod conditions;
+mod error;
+mod eval;
 pub mod image;
-pub mod keys;
-pub mod load;
-pub mod matching;
-pub mod pattern;
-pub mod validate;
-pub mod vars;
-pub mod verify;
+mod keys;
+mod load;
+mod matching;
+mod pattern;
+mod validate;
+mod vars;
+mod verify;
 pub mod wildcard;
-pub mod workload;
+mod workload;
 
-pub use error::{FieldPath, KyvernoError, PolicyProblem};
+pub use error::{FieldPath, KyvernoError, PolicyProblem, Segment};
 pub use eval::{EvalContext, evaluate, severity};
 pub use image::KyvernoImage;
 pub use keys::{KeyRequest, RekorKey, required_keys};

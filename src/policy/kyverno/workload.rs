@@ -226,16 +226,6 @@ pub fn is_known_resource_path(path: &[String], workload: &Workload) -> bool {
     fixed.iter().any(|p| known_prefix(p))
 }
 
-/// Whether a resource field path is a container image.
-pub fn is_image_path(path: &[String]) -> bool {
-    let joined = format!("request.object.{}", path.join("."));
-    SPEC_PREFIXES.iter().any(|prefix| {
-        CONTAINER_LISTS
-            .iter()
-            .any(|list| joined == format!("{prefix}.{list}.image"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,10 +272,14 @@ mod tests {
         );
         assert_eq!(s.query("images.containers.\"my-app\".tag").unwrap(), "v1");
         assert!(s.query("request.object.metadata.labels").is_err());
-        assert!(is_image_path(&[
-            "spec".into(),
-            "containers".into(),
-            "image".into()
-        ]));
+        let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
+        assert!(is_known_resource_path(
+            &path("spec.template.spec.containers.image"),
+            &w
+        ));
+        assert!(!is_known_resource_path(
+            &path("spec.template.spec.hostNetwork"),
+            &w
+        ));
     }
 }
