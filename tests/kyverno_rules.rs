@@ -449,3 +449,31 @@ fn registry_lookups_are_about_the_image_but_not_evaluated() {
         f.outcome
     );
 }
+
+#[test]
+fn problems_in_later_documents_carry_their_line_in_the_file() {
+    let good = cluster_policy(
+        "good",
+        "",
+        &format!(
+            "  - name: r\n{POD_MATCH}    validate:\n      pattern:\n        spec:\n          containers:\n          - image: \"!*:latest\"\n"
+        ),
+    );
+    let bad = cluster_policy(
+        "bad",
+        "  validationFailureAction: Enforce\n",
+        &format!("  - name: r\n{POD_MATCH}    verifyImages:\n    - attestors: []\n"),
+    );
+    let text = format!("{good}---\n{bad}");
+    let first_bad_line = good.lines().count() + 2;
+    let err =
+        imagegate::policy::kyverno::load_str(std::path::Path::new("two.yaml"), &text).unwrap_err();
+    let imagegate::policy::kyverno::KyvernoError::Invalid(problems) = err else {
+        panic!("expected validation problems");
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].message, "An image reference is required");
+    assert_eq!(problems[0].policy, "ClusterPolicy/bad");
+    // `- attestors: []` is line 14 of the second document.
+    assert_eq!(problems[0].line, first_bad_line + 13);
+}

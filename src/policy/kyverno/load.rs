@@ -170,10 +170,11 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), KyvernoError
     Ok(())
 }
 
-fn yaml_error(file: &Path, e: &serde_yaml::Error) -> KyvernoError {
+/// A YAML error, with its line moved by `line_offset` (the chunk's first line in the file).
+fn yaml_error(file: &Path, line_offset: usize, e: &serde_yaml::Error) -> KyvernoError {
     let (line, column) = e
         .location()
-        .map(|l| (l.line(), l.column()))
+        .map(|l| (l.line() + line_offset, l.column()))
         .unwrap_or((0, 0));
     KyvernoError::Yaml {
         file: file.to_path_buf(),
@@ -181,6 +182,33 @@ fn yaml_error(file: &Path, e: &serde_yaml::Error) -> KyvernoError {
         column,
         message: e.to_string(),
     }
+}
+
+/// Splits a multi-document stream at its `---` / `...` marker lines, so that each document
+/// is parsed (and located) on its own instead of from the start of the file every time.
+/// Markers are only recognised at the start of a line, where YAML allows them; each chunk
+/// comes with the number of lines before it.
+fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let is_marker = |line: &str| {
+        ["---", "..."].iter().any(|m| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+        })
+    };
+    let mut chunks = Vec::new();
+    let (mut start, mut start_line) = (0, 0);
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches('\n');
+        if is_marker(bare) && offset > start {
+            chunks.push((start_line, &text[start..offset]));
+            start = offset;
+            start_line = n;
+        }
+        offset += line.len();
+    }
+    chunks.push((start_line, &text[start..]));
+    chunks
 }
 
 /// The `index`th document of `text`.
@@ -196,35 +224,45 @@ fn load_text(
     set: &mut KyvernoSet,
     problems: &mut Vec<PolicyProblem>,
 ) -> Result<(), KyvernoError> {
-    let count = serde_yaml::Deserializer::from_str(text).count();
-    for index in 0..count {
-        let Some(doc) = document(text, index) else {
-            continue;
-        };
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| yaml_error(file, &e))?;
-        if value.is_null() {
-            continue;
-        }
-        let here = Where { file, text, index };
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        let items = value.get("items").and_then(|i| i.as_sequence());
-        if let (true, Some(items)) = (kind.ends_with("List"), items) {
-            for (i, item) in items.iter().enumerate() {
-                let prefix = FieldPath::keys("items").index(i);
-                load_document(&here, &prefix, item, set, problems)?;
+    for (line_offset, chunk) in split_documents(text) {
+        let count = serde_yaml::Deserializer::from_str(chunk).count();
+        for index in 0..count {
+            let Some(doc) = document(chunk, index) else {
+                continue;
+            };
+            let value = serde_yaml::Value::deserialize(doc)
+                .map_err(|e| yaml_error(file, line_offset, &e))?;
+            if value.is_null() {
+                continue;
             }
-        } else {
-            load_document(&here, &FieldPath::root(), &value, set, problems)?;
+            let here = Where {
+                file,
+                text: chunk,
+                index,
+                line_offset,
+            };
+            let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+            let items = value.get("items").and_then(|i| i.as_sequence());
+            if let (true, Some(items)) = (kind.ends_with("List"), items) {
+                for (i, item) in items.iter().enumerate() {
+                    let prefix = FieldPath::keys("items").index(i);
+                    load_document(&here, &prefix, item, set, problems)?;
+                }
+            } else {
+                load_document(&here, &FieldPath::root(), &value, set, problems)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Where a document is: the file, its text and the document's index in it.
+/// Where a document is: the file, the chunk of text holding it, its index in the chunk and
+/// the chunk's first line in the file.
 struct Where<'a> {
     file: &'a Path,
     text: &'a str,
     index: usize,
+    line_offset: usize,
 }
 
 impl Where<'_> {
@@ -234,12 +272,12 @@ impl Where<'_> {
         full.0.extend(path.0.iter().cloned());
         let mut candidate = Some(full);
         while let Some(p) = candidate {
-            if let Some(found) = locate(self.text, self.index, &p) {
-                return found;
+            if let Some((line, column)) = locate(self.text, self.index, &p) {
+                return (line + self.line_offset, column);
             }
             candidate = p.parent();
         }
-        (1, 1)
+        (1 + self.line_offset, 1)
     }
 
     fn note(&self, line: usize, message: impl fmt::Display) -> String {
@@ -295,7 +333,7 @@ fn load_document(
     };
     let mut doc = match parsed {
         Ok(doc) => doc,
-        Err(e) if prefix.0.is_empty() => return Err(yaml_error(here.file, &e)),
+        Err(e) if prefix.0.is_empty() => return Err(yaml_error(here.file, here.line_offset, &e)),
         Err(e) => {
             let (l, c) = here.locate(prefix, &FieldPath::root());
             return Err(KyvernoError::Yaml {
@@ -395,6 +433,21 @@ fn offline_notes(
     policy_id: &str,
     notes: &mut Vec<String>,
 ) {
+    if doc
+        .spec
+        .webhook_configuration
+        .as_ref()
+        .is_some_and(|w| w.match_conditions.is_some())
+    {
+        let path = FieldPath::keys("spec.webhookConfiguration.matchConditions");
+        let (l, _) = here.locate(prefix, &path);
+        notes.push(here.note(
+            l,
+            format!(
+                "{policy_id}: webhook matchConditions (CEL) are not evaluated; assumed they send the Pod to Kyverno"
+            ),
+        ));
+    }
     for (i, rule) in doc.spec.rules.iter().enumerate() {
         let at = FieldPath::keys("spec.rules").index(i);
         for (j, entry) in rule.context.iter().enumerate() {
@@ -653,6 +706,16 @@ impl<'de> Visitor<'de> for KeyProbe<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_documents_at_marker_lines() {
+        let text = "a: 1\n---\nb: |\n  ---\n  x\n--- # c\nc: 3\n...\n";
+        let chunks = split_documents(text);
+        let starts: Vec<usize> = chunks.iter().map(|(l, _)| *l).collect();
+        assert_eq!(starts, vec![0, 1, 5, 7]);
+        assert_eq!(chunks[1].1, "---\nb: |\n  ---\n  x\n");
+        assert_eq!(split_documents("").len(), 1);
+    }
 
     #[test]
     fn locates_fields_across_documents() {
