@@ -56,6 +56,8 @@ pub enum Error {
     },
     #[error(transparent)]
     StackRox(#[from] crate::policy::stackrox::StackRoxError),
+    #[error(transparent)]
+    Kyverno(#[from] crate::policy::kyverno::KyvernoError),
     /// Signatures were checked and none (or not enough) verified.
     #[error("{image}: {message}{}", details.iter().map(|d| format!("\n  - {d}")).collect::<String>())]
     Verification {
@@ -79,7 +81,7 @@ impl Error {
                 Exit::BadInput
             }
             Error::Source(_) | Error::Write(_) => Exit::BadInput,
-            Error::Input { .. } | Error::StackRox(_) => Exit::BadInput,
+            Error::Input { .. } | Error::StackRox(_) | Error::Kyverno(_) => Exit::BadInput,
             Error::Verification { .. } => Exit::Violations,
             Error::Registry(RegistryError::Credentials(CredentialError::Helper { .. })) => {
                 Exit::Incomplete

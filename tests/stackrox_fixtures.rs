@@ -55,6 +55,7 @@ fn facts(reference: &str, config: ImageConfig, scan: Option<ScanReport>) -> Imag
             config,
         }],
         signatures: SignatureFacts::default(),
+        signatures_elsewhere: Default::default(),
         scan,
     }
 }

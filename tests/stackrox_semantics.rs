@@ -121,6 +121,7 @@ fn base_facts() -> ImageFacts {
         failures: vec!["no signature verifies with this key".into()],
     };
     ImageFacts {
+        signatures_elsewhere: Default::default(),
         name: ImageRef::parse("registry.example.com/team/app:1.0").unwrap(),
         digest: digest.clone(),
         platforms: vec![PlatformFacts {

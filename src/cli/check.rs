@@ -12,8 +12,9 @@ use super::Context;
 use super::output::{self, OutputSpec, parse_output};
 use crate::error::{Error, Exit};
 use crate::facts::gather::{self, GatherOptions, Gatherer};
-use crate::facts::{ImageFacts, KeyRequest};
+use crate::facts::{ImageFacts, KeyRequest, KeySource};
 use crate::oci::Platform;
+use crate::policy::kyverno::{self, KeyMaterial, KyvernoSet};
 use crate::policy::stackrox::{self, EvalOptions, PolicySet, SignatureIntegrations};
 use crate::policy::{Finding, Outcome, Verdict};
 use crate::reference::ImageRef;
@@ -74,6 +75,20 @@ pub struct RuleArgs {
     #[arg(long)]
     pub require_data: bool,
 
+    /// Kyverno ClusterPolicy/Policy YAML (files or folders; multi-document YAML). Repeatable.
+    /// The image is judged as a Pod's container, as the admission controller would.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
+
+    /// The namespace the image is deployed to, for Kyverno match/exclude and Policy objects.
+    #[arg(long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Count Kyverno Audit failures as breaking the build (as `kyverno apply` does unless
+    /// --audit-warn); by default they are warnings, as the cluster treats them.
+    #[arg(long)]
+    pub audit_fails: bool,
+
     /// For a multi-platform index: judge only this platform (default: every platform).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
     pub platform: Option<Platform>,
@@ -88,6 +103,9 @@ pub struct RuleArgs {
 pub struct Rules {
     pub stackrox: Option<PolicySet>,
     pub integrations: Option<SignatureIntegrations>,
+    pub kyverno: Option<KyvernoSet>,
+    pub namespace: String,
+    pub audit_fails: bool,
 }
 
 impl Rules {
@@ -113,29 +131,71 @@ impl Rules {
             Some(path) => Some(SignatureIntegrations::load(path)?),
             None => None,
         };
+        let kyverno = if args.policies.is_empty() {
+            None
+        } else {
+            let set = kyverno::load(&args.policies)?;
+            for note in &set.notes {
+                ctx.note(&format!("note: {note}"));
+            }
+            Some(set)
+        };
         Ok(Rules {
             stackrox,
             integrations,
+            kyverno,
+            namespace: args.namespace.clone(),
+            audit_fails: args.audit_fails,
         })
     }
 
-    /// Every key a rule will ask about, with where to get it.
-    pub fn key_requests(&self) -> Vec<KeyRequest> {
-        let mut requests = Vec::new();
+    /// What the rules need gathered besides the image: keys to check signatures and
+    /// attestations with, and signatures kept in other repositories.
+    pub fn gather_options(&self) -> GatherOptions {
+        let mut options = GatherOptions::default();
         if let (Some(set), Some(integrations)) = (&self.stackrox, &self.integrations) {
             for id in stackrox::required_keys(set, Some(integrations)) {
                 if let Some(r) = integrations.key_request(&id) {
-                    requests.push(r.clone());
+                    options.keys.push(r.clone());
                 }
             }
         }
-        requests.sort();
-        requests.dedup();
-        requests
+        if let Some(set) = &self.kyverno {
+            for wanted in kyverno::required_keys(set, &self.namespace) {
+                let request = KeyRequest {
+                    id: wanted.key.clone(),
+                    source: match &wanted.material {
+                        KeyMaterial::Pem(pem) => KeySource::Pem(pem.clone()),
+                        KeyMaterial::Uri(uri) => KeySource::Uri(uri.clone()),
+                    },
+                };
+                match &wanted.repository {
+                    Some(repo) if wanted.signatures => options
+                        .other_repositories
+                        .entry(repo.clone())
+                        .or_default()
+                        .push(request.clone()),
+                    _ if wanted.signatures => options.keys.push(request.clone()),
+                    _ => {}
+                }
+                if !wanted.attestation_types.is_empty() {
+                    options.attestation_keys.push(request);
+                }
+            }
+        }
+        for list in [&mut options.keys, &mut options.attestation_keys]
+            .into_iter()
+            .chain(options.other_repositories.values_mut())
+        {
+            list.sort();
+            list.dedup();
+        }
+        options
     }
 
-    /// Every finding for `facts`.
-    pub fn evaluate(&self, facts: &ImageFacts) -> Vec<Finding> {
+    /// Every finding for `facts`; `raw_image` is the image as the user wrote it (what a Pod
+    /// spec would say), which Kyverno's validate patterns read.
+    pub fn evaluate(&self, facts: &ImageFacts, raw_image: &str) -> Vec<Finding> {
         let mut findings = Vec::new();
         if let Some(set) = &self.stackrox {
             let options = EvalOptions {
@@ -143,6 +203,23 @@ impl Rules {
                 integrations: self.integrations.clone(),
             };
             findings.extend(stackrox::evaluate(set, facts, &options));
+        }
+        if let Some(set) = &self.kyverno {
+            let mut context = kyverno::EvalContext::new(raw_image).in_namespace(&self.namespace);
+            context.signatures_by_repository = facts.signatures_elsewhere.clone();
+            let mut kyverno_findings = kyverno::evaluate(set, facts, &context);
+            if self.audit_fails {
+                for f in &mut kyverno_findings {
+                    if f.is_violation() && !f.enforced {
+                        f.enforced = true;
+                        f.messages.push(
+                            "note: an Audit failure; --audit-fails counts it as breaking the build"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            findings.extend(kyverno_findings);
         }
         findings
     }
@@ -170,8 +247,8 @@ pub async fn judge(
     };
     let options = GatherOptions {
         vulns: args.vulns.clone(),
-        keys: rules.key_requests(),
         image_name,
+        ..rules.gather_options()
     };
     let gatherer = Gatherer {
         store: &store,
@@ -182,8 +259,20 @@ pub async fn judge(
     Ok(ImageReport {
         image: image.to_string(),
         digest: Some(facts.digest.to_string()),
-        findings: rules.evaluate(&facts),
+        findings: rules.evaluate(&facts, &raw_image_of(&source, image, args, &facts)),
     })
+}
+
+/// The image string a Pod spec would hold: the reference as the user wrote it, or for a local
+/// layout `--image-name` as written, else the name it is judged under.
+fn raw_image_of(source: &ImageSource, input: &str, args: &RuleArgs, facts: &ImageFacts) -> String {
+    match (source, &args.image_name) {
+        (ImageSource::Registry(_), _) => {
+            input.strip_prefix("docker://").unwrap_or(input).to_string()
+        }
+        (ImageSource::Layout(_), Some(name)) => name.clone(),
+        (ImageSource::Layout(_), None) => facts.name.to_string(),
+    }
 }
 
 /// The verdict of a set of image reports.

@@ -10,10 +10,10 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::{
-    FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyRequest, KeySource, PlatformFacts,
-    ScanReport, SignatureFacts,
+    FoundAttestation, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyRequest, KeySource,
+    PlatformFacts, ScanReport, SignatureFacts,
 };
-use crate::cosign::{payload, sigimage, verify};
+use crate::cosign::{attestation, payload, sigimage, verify};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
@@ -28,6 +28,11 @@ pub struct GatherOptions {
     pub vulns: Option<PathBuf>,
     /// Keys to check the image's signatures with.
     pub keys: Vec<KeyRequest>,
+    /// Keys to check the image's in-toto attestations (`.att`) with.
+    pub attestation_keys: Vec<KeyRequest>,
+    /// Signatures kept in other repositories (a policy's `repository`), keyed by the repository
+    /// as written, with the keys to check them with.
+    pub other_repositories: BTreeMap<String, Vec<KeyRequest>>,
     /// The name a local layout is judged under (`--image-name`).
     pub image_name: Option<ImageRef>,
 }
@@ -52,15 +57,36 @@ pub async fn gather(
         Some(path) => Some(read_scan(path)?),
         None => None,
     };
-    let (platforms, signatures) = tokio::join!(
+    let elsewhere = async {
+        let mut out = BTreeMap::new();
+        for (repository, keys) in &options.other_repositories {
+            let location = ImageRef::parse(repository).map_err(|e| Error::Input {
+                message: format!("a policy names the signature repository '{repository}', which is not a repository: {}", e.reason),
+                hint: None,
+            })?;
+            let facts = signatures(g, source, &digest, Some(&location), keys, &[]).await?;
+            out.insert(repository.clone(), facts);
+        }
+        Ok::<_, Error>(out)
+    };
+    let (platforms, signatures, elsewhere) = tokio::join!(
         platforms(g.store, resolved),
-        signatures(g, source, &digest, options)
+        signatures(
+            g,
+            source,
+            &digest,
+            None,
+            &options.keys,
+            &options.attestation_keys
+        ),
+        elsewhere
     );
     Ok(ImageFacts {
         name,
         digest,
         platforms: platforms?,
         signatures: signatures?,
+        signatures_elsewhere: elsewhere?,
         scan,
     })
 }
@@ -271,14 +297,18 @@ fn parse_config(bytes: &[u8]) -> Result<ParsedConfig, String> {
     })
 }
 
-/// The signatures stored for `digest`, checked with every requested key.
+/// The signatures (and attestations) stored for `digest`, checked with every requested key:
+/// in `location` when given, else where cosign looks (`$COSIGN_REPOSITORY` or the image's own
+/// repository).
 async fn signatures(
     g: &Gatherer<'_>,
     source: &ImageSource,
     digest: &Digest,
-    options: &GatherOptions,
+    location: Option<&ImageRef>,
+    keys: &[KeyRequest],
+    attestation_keys: &[KeyRequest],
 ) -> Result<SignatureFacts, Error> {
-    if options.keys.is_empty() {
+    if keys.is_empty() && attestation_keys.is_empty() {
         return Ok(SignatureFacts::default());
     }
     let (ImageSource::Registry(image), Store::Registry { registry, .. }) = (source, g.store) else {
@@ -289,64 +319,90 @@ async fn signatures(
             ..SignatureFacts::default()
         });
     };
-    let sig_ref = sigimage::signature_ref(image, digest, g.env)?;
-    let (sig_image, keys) = tokio::join!(
-        sigimage::read(registry, &sig_ref),
-        public_keys(g, &options.keys)
-    );
-    let keys = keys?;
-    let Some(sig_image) = sig_image? else {
-        // No signatures: every key checks, and verifies none.
-        let checks = keys
-            .into_iter()
-            .map(|(id, key)| {
-                let check = match key {
-                    Ok(_) => KeyCheck::Checked {
-                        verified: Vec::new(),
-                        failures: vec![format!("no signatures found ({sig_ref} does not exist)")],
-                    },
-                    Err(reason) => KeyCheck::KeyUnavailable(reason),
-                };
-                (id, check)
-            })
-            .collect();
-        return Ok(SignatureFacts {
-            checks,
-            ..SignatureFacts::default()
-        });
+    let sig_ref = match location {
+        Some(repo) => repo.with_tag(&digest.tag_with_suffix("sig")),
+        None => sigimage::signature_ref(image, digest, g.env)?,
     };
-    let fetched = verify::fetch(registry, &sig_image).await;
-    let found = fetched.iter().map(found_signature).collect();
+    let att_ref = sig_ref.with_tag(&digest.tag_with_suffix("att"));
+    let mut all_keys: Vec<KeyRequest> = keys.iter().chain(attestation_keys).cloned().collect();
+    all_keys.sort();
+    all_keys.dedup();
+    let read_attestations = async {
+        if attestation_keys.is_empty() {
+            Ok(None)
+        } else {
+            sigimage::read(registry, &att_ref).await
+        }
+    };
+    let (sig_image, att_image, public) = tokio::join!(
+        sigimage::read(registry, &sig_ref),
+        read_attestations,
+        public_keys(g, &all_keys)
+    );
+    let public = public?;
+    let mut facts = SignatureFacts::default();
+
+    let fetched = match sig_image? {
+        Some(image) if !keys.is_empty() => verify::fetch(registry, &image).await,
+        _ => Vec::new(),
+    };
+    facts.found = fetched.iter().map(found_signature).collect();
     let claims = verify::Claims {
         digest: Some(digest.clone()),
         ..verify::Claims::default()
     };
-    let checks = keys
-        .into_iter()
-        .map(|(id, key)| {
-            let check = match key {
-                Ok(key) => {
-                    let result = verify::check(&fetched, &key, &claims);
-                    KeyCheck::Checked {
-                        verified: result.verified.iter().map(|v| v.index).collect(),
-                        failures: result
-                            .failures
-                            .into_iter()
-                            .map(|(i, reason)| format!("signature {}: {reason}", i + 1))
-                            .collect(),
-                    }
+    for request in keys {
+        let check = match public
+            .iter()
+            .find(|(id, _)| id == &request.id)
+            .map(|(_, k)| k)
+        {
+            Some(Ok(key)) if fetched.is_empty() => KeyCheck::Checked {
+                verified: Vec::new(),
+                failures: vec![format!("no signatures found ({sig_ref} does not exist)")],
+            },
+            Some(Ok(key)) => {
+                let result = verify::check(&fetched, key, &claims);
+                KeyCheck::Checked {
+                    verified: result.verified.iter().map(|v| v.index).collect(),
+                    failures: result
+                        .failures
+                        .into_iter()
+                        .map(|(i, reason)| format!("signature {}: {reason}", i + 1))
+                        .collect(),
                 }
-                Err(reason) => KeyCheck::KeyUnavailable(reason),
-            };
-            (id, check)
-        })
-        .collect();
-    Ok(SignatureFacts {
-        found,
-        checks,
-        unavailable: None,
-        attestations: Vec::new(),
-    })
+            }
+            Some(Err(reason)) => KeyCheck::KeyUnavailable(reason.clone()),
+            None => KeyCheck::KeyUnavailable("the key was not loaded".into()),
+        };
+        facts.checks.insert(request.id.clone(), check);
+    }
+
+    if let Some(att_image) = att_image? {
+        for att in attestation::fetch(registry, &att_image, digest).await {
+            let Ok(opened) = att.content else { continue };
+            if !opened.names_image {
+                continue;
+            }
+            let verified_by = attestation_keys
+                .iter()
+                .filter(|r| {
+                    public
+                        .iter()
+                        .find(|(id, _)| id == &r.id)
+                        .and_then(|(_, k)| k.as_ref().ok())
+                        .is_some_and(|k| opened.verifies_with(k))
+                })
+                .map(|r| r.id.clone())
+                .collect();
+            facts.attestations.push(FoundAttestation {
+                predicate_type: opened.predicate_type.clone(),
+                predicate: opened.predicate.clone(),
+                verified_by,
+            });
+        }
+    }
+    Ok(facts)
 }
 
 /// Each requested key's public key. A key service that cannot be reached stops the run (exit

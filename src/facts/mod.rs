@@ -26,6 +26,8 @@ pub struct ImageFacts {
     pub platforms: Vec<PlatformFacts>,
     /// Signatures stored for `digest` and which keys verify them.
     pub signatures: SignatureFacts,
+    /// Signatures kept in other repositories, keyed by the repository as a policy names it.
+    pub signatures_elsewhere: BTreeMap<String, SignatureFacts>,
     /// Vulnerabilities and components from a scanner report, when one was given.
     pub scan: Option<ScanReport>,
 }

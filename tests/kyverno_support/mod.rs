@@ -149,6 +149,7 @@ pub fn facts(image: &str, signatures: SignatureFacts) -> ImageFacts {
         digest: Digest::parse(DIGEST).expect("digest parses"),
         platforms: Vec::new(),
         signatures,
+        signatures_elsewhere: Default::default(),
         scan: None,
     }
 }
