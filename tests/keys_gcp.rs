@@ -4,13 +4,12 @@
 
 mod testbed;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imagegate::http::{Http, NetworkSettings};
 use imagegate::keys::{self, Environment, KeyContext, KeyError, KeyRef, PublicKey, Signer};
 use testbed::gcp_standin::{GcpStandin, SERVICE_ACCOUNT, TARGET_ACCOUNT};
-use testbed::standin::closed_port;
+use testbed::standin::{capture_logs, closed_port};
 
 const PAYLOAD: &[u8] = br#"{"critical":{"identity":{"docker-reference":"registry.example/app"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}"#;
 
@@ -698,39 +697,12 @@ async fn missing_configuration_names_what_to_set() {
     );
 }
 
-/// Everything the tracing subscriber writes, for the secrets test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn secrets_never_reach_errors_debug_output_or_logs() {
     let standin = GcpStandin::start();
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _capture) = capture_logs();
 
     let mut texts = Vec::new();
     let credential_files = [
@@ -783,7 +755,7 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
 
     let secrets = standin.secrets();
     assert!(secrets.len() > 10, "the stand-in handed out tokens");
-    texts.push(String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned());
+    texts.push(logs.text());
     let logged = texts.last().unwrap();
     assert!(
         logged.contains("trying again"),

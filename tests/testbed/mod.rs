@@ -7,11 +7,12 @@
 //!   `scripts/install-testbed.sh`, which the README's test command runs);
 //! - [`stub`]: a scripted HTTP server, only for failures no real registry can be made to show
 //!   (a 5 MiB manifest, a run of 503s). It is named a stand-in wherever it is used.
-//! - [`gcp_standin`]: a stand-in for Google Cloud KMS and
+//! - [`gcp_standin`], [`azure_standin`]: stand-ins for Google Cloud KMS and Azure Key Vault and
 //!   their token services (no real cloud can be reached here), speaking their documented REST
 //!   endpoints with real keys and signatures, on the server in [`standin`].
 #![allow(dead_code)]
 
+pub mod azure_standin;
 pub mod fixtures;
 pub mod gcp_standin;
 pub mod registry;

@@ -295,3 +295,61 @@ pub fn closed_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Everything the tracing subscriber of [`capture_logs`] writes.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Keeps the capture going while alive.
+pub struct LogCapture {
+    _guard: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Captures every tracing event of this thread, at TRACE (a `current_thread` tokio test runs all
+/// its futures here).
+pub fn capture_logs() -> (Captured, LogCapture) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // tracing caches each call site's interest for all threads. With one registered dispatcher
+    // it asks only the registering thread's default, so a call site first reached by another
+    // test's thread would be cached as "never" for this one too. A second registered
+    // dispatcher makes it ask every live dispatcher.
+    let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::dispatcher::set_default(&dispatch);
+    (
+        captured,
+        LogCapture {
+            _guard: guard,
+            _second: second,
+        },
+    )
+}
