@@ -820,8 +820,10 @@ impl Credentials {
             .unwrap_or(IMDS)
             .trim_end_matches('/')
             .to_string();
-        // As DefaultAzureCredential does: managed identity only where IMDS answers at all.
-        if !rest.answers(&format!("{base}{IMDS_PATH}"), |r| r).await {
+        // As DefaultAzureCredential does: managed identity only where IMDS answers at all. IMDS
+        // answers this header-less probe 400; other clouds' metadata servers answer 404.
+        let answer = rest.probe(&format!("{base}{IMDS_PATH}"), |r| r).await;
+        if answer.is_none_or(|a| a.status() == reqwest::StatusCode::NOT_FOUND) {
             return Err(not_configured(format!(
                 "no Azure credentials found: set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE (workload identity), or run with a managed identity (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service; no instance metadata service answered at {base})"
             )));

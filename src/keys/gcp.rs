@@ -674,12 +674,19 @@ impl Credentials {
                 let skip = env
                     .get("NO_GCE_CHECK")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+                // Google's libraries check the answer's Metadata-Flavor header the same way.
                 let here = !skip
                     && rest
-                        .answers(&format!("http://{METADATA_HOST}/"), |r| {
+                        .probe(&format!("http://{METADATA_HOST}/"), |r| {
                             r.header("Metadata-Flavor", "Google")
                         })
-                        .await;
+                        .await
+                        .is_some_and(|answer| {
+                            answer
+                                .headers()
+                                .get("Metadata-Flavor")
+                                .is_some_and(|v| v == "Google")
+                        });
                 if !here {
                     return Err(nothing_found(env, skip));
                 }

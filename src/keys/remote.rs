@@ -115,18 +115,18 @@ impl Rest {
         })
     }
 
-    /// Whether anything answers `GET url` within two seconds (any status will do): is there a
-    /// metadata service here at all? One attempt, no retries.
-    pub async fn answers(
+    /// The answer to `GET url` within two seconds, if any: is there a metadata service here at
+    /// all? One attempt, no retries; the body is not read.
+    pub async fn probe(
         &self,
         url: &str,
         decorate: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> bool {
+    ) -> Option<reqwest::Response> {
         decorate(self.client.get(url))
             .timeout(Duration::from_secs(2))
             .send()
             .await
-            .is_ok()
+            .ok()
     }
 
     async fn send_once(
