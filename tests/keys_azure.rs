@@ -586,6 +586,22 @@ async fn missing_configuration_names_the_variables() {
         "nothing was sent to the stand-in"
     );
 
+    // A server that answers 404 there (another cloud's metadata server) is not IMDS either.
+    let not_imds = env(
+        &standin,
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", standin.authority())],
+    );
+    let err = sign(&uri(&standin, "cosign", None), &http, &not_imds)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, KeyError::NotConfigured { .. }), "{err:?}");
+    assert_eq!(
+        standin.requests(),
+        ["GET /metadata/identity/oauth2/token"],
+        "one probe, no token request"
+    );
+
     let partial = env(&standin, &[("AZURE_CLIENT_SECRET", "x".repeat(20))]);
     let err = sign(&uri(&standin, "cosign", None), &http, &partial)
         .await
