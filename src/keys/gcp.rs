@@ -173,6 +173,16 @@ impl GcpKey {
                         "a CryptoKeyVersion",
                     )
                     .await?;
+                if found.name != name {
+                    return Err(KeyError::Remote {
+                        backend: BACKEND,
+                        message: format!(
+                            "GET {base}{name} answered with the version '{}'",
+                            found.name
+                        ),
+                        transient: false,
+                    });
+                }
                 if found.state != "ENABLED" {
                     return Err(KeyError::NotAKey {
                         origin: uri,
