@@ -74,7 +74,7 @@ fn remote(err: &KeyError) -> (&str, bool) {
 
 #[tokio::test]
 async fn a_client_secret_signs_with_the_latest_version_and_it_verifies() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     let first = standin.add_key("cosign", "P-256");
     let latest = standin.add_version("cosign", "P-256");
     let http = http(&standin);
@@ -122,7 +122,7 @@ async fn a_client_secret_signs_with_the_latest_version_and_it_verifies() {
 
 #[tokio::test]
 async fn a_named_version_is_the_one_used() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     let first = standin.add_key("cosign", "P-256");
     standin.add_version("cosign", "P-256");
     let http = http(&standin);
@@ -142,7 +142,7 @@ async fn a_named_version_is_the_one_used() {
 
 #[tokio::test]
 async fn p384_keys_sign_es384() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("p384", "P-384");
     let http = http(&standin);
     let (signature, public) = sign(&uri(&standin, "p384", None), &http, &secret_env(&standin))
@@ -154,7 +154,7 @@ async fn p384_keys_sign_es384() {
 
 #[tokio::test]
 async fn a_disabled_version_is_refused() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     let version = standin.add_key("cosign", "P-256");
     standin.set_enabled("cosign", &version, false);
     let http = http(&standin);
@@ -177,7 +177,7 @@ async fn a_disabled_version_is_refused() {
 
 #[tokio::test]
 async fn workload_identity_signs_with_the_federated_token() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let env = env(
@@ -203,7 +203,7 @@ async fn workload_identity_signs_with_the_federated_token() {
 
 #[tokio::test]
 async fn a_client_certificate_signs_its_assertion() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let env = env(
@@ -226,7 +226,7 @@ async fn a_client_certificate_signs_its_assertion() {
 
 #[tokio::test]
 async fn managed_identity_through_imds_system_or_user_assigned() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
 
@@ -291,7 +291,7 @@ async fn managed_identity_through_imds_system_or_user_assigned() {
 
 #[tokio::test]
 async fn managed_identity_on_app_service() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let env = env(
@@ -310,7 +310,7 @@ async fn managed_identity_on_app_service() {
 
 #[tokio::test]
 async fn an_r_r_signature_is_refused() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     standin.with_switches(|s| s.r_r_bug = true);
@@ -331,7 +331,7 @@ async fn an_r_r_signature_is_refused() {
 
 #[tokio::test]
 async fn refusals_name_the_missing_key_permission_and_are_not_retried() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     let version = standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let env = secret_env(&standin);
@@ -381,7 +381,7 @@ async fn refusals_name_the_missing_key_permission_and_are_not_retried() {
 
 #[tokio::test]
 async fn a_challenge_for_the_vaults_own_domain_is_answered_once() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     // As a sovereign cloud's vault does when the token is for vault.azure.net.
@@ -408,7 +408,7 @@ async fn a_challenge_for_the_vaults_own_domain_is_answered_once() {
 
 #[tokio::test]
 async fn a_challenge_for_another_domain_gets_no_token() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     standin.with_switches(|s| s.vault_resource = "https://evil.example".to_string());
@@ -426,7 +426,7 @@ async fn a_challenge_for_another_domain_gets_no_token() {
 
 #[tokio::test]
 async fn a_token_from_another_tenant_is_explained() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     standin.with_switches(|s| {
@@ -446,7 +446,7 @@ async fn a_token_from_another_tenant_is_explained() {
 
 #[tokio::test]
 async fn a_sovereign_cloud_asks_for_its_own_resource() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     standin.with_switches(|s| s.vault_resource = "https://vault.azure.cn".to_string());
@@ -467,7 +467,7 @@ async fn a_sovereign_cloud_asks_for_its_own_resource() {
 
 #[tokio::test]
 async fn a_wrong_client_secret_is_refused_without_showing_it() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let wrong = "Q~not-the-right-secret-0123456789";
@@ -496,7 +496,7 @@ async fn a_wrong_client_secret_is_refused_without_showing_it() {
 
 #[tokio::test]
 async fn service_unavailable_is_retried_and_unreachable_services_are_transient() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let env = secret_env(&standin);
@@ -555,7 +555,7 @@ async fn service_unavailable_is_retried_and_unreachable_services_are_transient()
 
 #[tokio::test]
 async fn missing_configuration_names_the_variables() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let no_imds = format!("http://127.0.0.1:{}", closed_port());
@@ -650,7 +650,7 @@ async fn missing_configuration_names_the_variables() {
 
 #[tokio::test]
 async fn secrets_never_reach_errors_debug_output_or_logs() {
-    let standin = AzureStandin::start();
+    let standin = AzureStandin::start(); // the Key Vault stand-in, not Azure
     standin.add_key("cosign", "P-256");
     let http = http(&standin);
     let (logs, _capture) = capture_logs();

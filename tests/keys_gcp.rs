@@ -88,7 +88,7 @@ fn p256_key(standin: &GcpStandin, name: &str) -> String {
 
 #[tokio::test]
 async fn a_service_account_signs_and_the_signature_verifies() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = sa_env(&standin);
@@ -143,7 +143,7 @@ async fn a_service_account_signs_and_the_signature_verifies() {
 
 #[tokio::test]
 async fn a_named_version_is_the_one_used() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = standin.add_key("cosign", "ASYMMETRIC_SIGN");
     standin.add_version(&key, "EC_SIGN_P256_SHA256", "ENABLED");
     standin.add_version(&key, "EC_SIGN_P256_SHA256", "ENABLED");
@@ -175,7 +175,7 @@ async fn a_named_version_is_the_one_used() {
 
 #[tokio::test]
 async fn without_a_version_the_highest_enabled_one_signs_across_pages() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = standin.add_key("cosign", "ASYMMETRIC_SIGN");
     // Versions 1..=11; 10 is the newest enabled one. Sorted as text, "…/9" comes before
     // "…/10", and the stand-in answers in pages of two.
@@ -204,7 +204,7 @@ async fn without_a_version_the_highest_enabled_one_signs_across_pages() {
 
 #[tokio::test]
 async fn a_disabled_or_missing_version_is_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = standin.add_key("cosign", "ASYMMETRIC_SIGN");
     standin.add_version(&key, "EC_SIGN_P256_SHA256", "DISABLED");
     let http = http(&standin);
@@ -242,7 +242,7 @@ async fn a_disabled_or_missing_version_is_refused() {
 
 #[tokio::test]
 async fn a_key_that_is_not_for_signing_is_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = standin.add_key("secrets", "ENCRYPT_DECRYPT");
     let http = http(&standin);
     let err = sign(&uri(&key), &http, &sa_env(&standin))
@@ -264,7 +264,7 @@ async fn a_key_that_is_not_for_signing_is_refused() {
 
 #[tokio::test]
 async fn p384_keys_sign_sha384_digests_and_rsa_keys_sign_too() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let p384 = standin.add_key("p384", "ASYMMETRIC_SIGN");
     standin.add_version(&p384, "EC_SIGN_P384_SHA384", "ENABLED");
     let rsa = standin.add_key("rsa", "ASYMMETRIC_SIGN");
@@ -284,7 +284,7 @@ async fn p384_keys_sign_sha384_digests_and_rsa_keys_sign_too() {
 
 #[tokio::test]
 async fn gcloud_user_credentials_sign_with_their_quota_project() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(
@@ -312,7 +312,7 @@ async fn gcloud_user_credentials_sign_with_their_quota_project() {
 
 #[tokio::test]
 async fn the_gcloud_well_known_file_is_found_through_home_or_cloudsdk_config() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
 
@@ -347,7 +347,7 @@ async fn the_gcloud_well_known_file_is_found_through_home_or_cloudsdk_config() {
 
 #[tokio::test]
 async fn workload_identity_federation_with_a_token_file() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(
@@ -373,7 +373,7 @@ async fn workload_identity_federation_with_a_token_file() {
 
 #[tokio::test]
 async fn workload_identity_federation_from_a_url_with_impersonation() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(
@@ -407,7 +407,7 @@ async fn workload_identity_federation_from_a_url_with_impersonation() {
 
 #[tokio::test]
 async fn gcloud_impersonation_files_trade_the_users_token() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(
@@ -427,7 +427,7 @@ async fn gcloud_impersonation_files_trade_the_users_token() {
 
 #[tokio::test]
 async fn the_metadata_server_named_by_gce_metadata_host() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(&standin, &[("GCE_METADATA_HOST", standin.metadata_host())]);
@@ -446,7 +446,7 @@ async fn the_metadata_server_named_by_gce_metadata_host() {
 
 #[tokio::test]
 async fn a_wrong_signature_checksum_is_retried_then_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = sa_env(&standin);
@@ -475,7 +475,7 @@ async fn a_wrong_signature_checksum_is_retried_then_refused() {
 
 #[tokio::test]
 async fn an_unverified_digest_checksum_is_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     standin.with_switches(|s| s.unverified_digest = u32::MAX);
@@ -492,7 +492,7 @@ async fn an_unverified_digest_checksum_is_refused() {
 
 #[tokio::test]
 async fn a_wrong_public_key_checksum_is_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     standin.with_switches(|s| s.wrong_pem_crc = u32::MAX);
@@ -510,7 +510,7 @@ async fn a_wrong_public_key_checksum_is_refused() {
 
 #[tokio::test]
 async fn an_answer_for_another_version_or_from_another_key_is_refused() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = sa_env(&standin);
@@ -539,7 +539,7 @@ async fn an_answer_for_another_version_or_from_another_key_is_refused() {
 
 #[tokio::test]
 async fn a_refusal_to_sign_names_the_missing_permission_and_is_not_retried() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     standin.with_switches(|s| s.deny_sign = true);
@@ -570,7 +570,7 @@ async fn a_refusal_to_sign_names_the_missing_permission_and_is_not_retried() {
 
 #[tokio::test]
 async fn service_unavailable_is_retried_and_an_unreachable_service_is_transient() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = sa_env(&standin);
@@ -615,7 +615,7 @@ fn env_with_kms(standin: &GcpStandin, kms: &str) -> Environment {
 
 #[tokio::test]
 async fn an_unreachable_metadata_server_is_transient() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let env = env(
@@ -633,7 +633,7 @@ async fn an_unreachable_metadata_server_is_transient() {
 
 #[tokio::test]
 async fn missing_configuration_names_what_to_set() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
 
@@ -699,7 +699,7 @@ async fn missing_configuration_names_what_to_set() {
 
 #[tokio::test]
 async fn secrets_never_reach_errors_debug_output_or_logs() {
-    let standin = GcpStandin::start();
+    let standin = GcpStandin::start(); // the Cloud KMS stand-in, not Google Cloud
     let key = p256_key(&standin, "cosign");
     let http = http(&standin);
     let (logs, _capture) = capture_logs();
