@@ -9,6 +9,7 @@ pub mod file;
 pub mod gcp;
 pub mod k8s;
 pub mod password;
+mod remote;
 pub mod vault;
 
 use std::fmt;
@@ -332,6 +333,11 @@ pub fn raw_ecdsa_to_der(key: &CosignVerificationKey, raw: &[u8]) -> Option<Vec<u
         }
         CosignVerificationKey::ECDSA_P384_SHA384_ASN1(_) if raw.len() == 96 => {
             p384::ecdsa::Signature::from_slice(raw)
+                .ok()
+                .map(|s| s.to_der().as_bytes().to_vec())
+        }
+        CosignVerificationKey::ECDSA_P521_SHA512_ASN1(_) if raw.len() == 132 => {
+            p521::ecdsa::Signature::from_slice(raw)
                 .ok()
                 .map(|s| s.to_der().as_bytes().to_vec())
         }

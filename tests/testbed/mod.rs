@@ -9,13 +9,19 @@
 //!   (a 5 MiB manifest, a run of 503s). It is named a stand-in wherever it is used.
 //! - [`vault_standin`], [`k8s_standin`]: stand-ins for Vault transit and the Kubernetes API,
 //!   which cannot be installed here; real keys, real signatures, real TLS.
+//! - [`gcp_standin`], [`azure_standin`]: stand-ins for Google Cloud KMS and Azure Key Vault and
+//!   their token services (no real cloud can be reached here), speaking their documented REST
+//!   endpoints with real keys and signatures, on the server in [`standin`].
 #![allow(dead_code)]
 
+pub mod azure_standin;
 pub mod fixtures;
+pub mod gcp_standin;
 pub mod k8s_standin;
 pub mod moto;
 pub mod raw;
 pub mod registry;
+pub mod standin;
 pub mod stub;
 pub mod tools;
 pub mod vault_standin;
