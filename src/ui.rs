@@ -133,3 +133,49 @@ where
         writeln!(writer)
     }
 }
+
+/// Progress of a long step on stderr: a spinner on a terminal, timestamped lines in a log,
+/// nothing with -q.
+pub struct Progress {
+    spinner: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(ui: &Ui) -> Progress {
+        let spinner = (!ui.quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            spinner,
+            quiet: ui.quiet,
+        }
+    }
+
+    /// Announces the next step.
+    pub fn step(&self, message: &str) {
+        match &self.spinner {
+            Some(bar) => bar.set_message(message.to_string()),
+            None if !self.quiet => {
+                eprintln!("[{}] {message}", chrono::Utc::now().format("%H:%M:%S"));
+            }
+            None => {}
+        }
+    }
+
+    /// A result worth keeping on screen (printed above the spinner).
+    pub fn done(&self, message: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(format!("{} {message}", style("✓").green())),
+            None => self.step(message),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
+    }
+}

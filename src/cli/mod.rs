@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod digest;
+pub mod gate;
 pub mod keygen;
 pub mod output;
 pub mod rules;
@@ -40,6 +41,7 @@ pub struct Cli {
 pub enum Command {
     Digest(digest::DigestArgs),
     Check(check::CheckArgs),
+    Gate(gate::GateArgs),
     Sign(sign::SignArgs),
     Verify(verify::VerifyArgs),
     GenerateKeyPair(keygen::KeygenArgs),
@@ -166,6 +168,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<Exit, Error> {
     match cli.command {
         Command::Digest(args) => digest::run(&ctx, args).await,
         Command::Check(args) => check::run(&ctx, args).await,
+        Command::Gate(args) => gate::run(&ctx, args).await,
         Command::Rules(args) => rules::run(&ctx, args).await,
         Command::Sign(args) => sign::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,

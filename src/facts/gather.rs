@@ -35,6 +35,9 @@ pub struct GatherOptions {
     pub other_repositories: BTreeMap<String, Vec<KeyRequest>>,
     /// The name a local layout is judged under (`--image-name`).
     pub image_name: Option<ImageRef>,
+    /// A signature made in this run and not (yet) stored (`gate --dry-run`): judged as if it
+    /// were in the registry.
+    pub pending_signature: Option<verify::FetchedSignature>,
 }
 
 /// Everything [`gather`] needs from the run.
@@ -64,7 +67,7 @@ pub async fn gather(
                 message: format!("a policy names the signature repository '{repository}', which is not a repository: {}", e.reason),
                 hint: None,
             })?;
-            let facts = signatures(g, source, &digest, Some(&location), keys, &[]).await?;
+            let facts = signatures(g, source, &digest, Some(&location), keys, &[], None).await?;
             out.insert(repository.clone(), facts);
         }
         Ok::<_, Error>(out)
@@ -77,7 +80,8 @@ pub async fn gather(
             &digest,
             None,
             &options.keys,
-            &options.attestation_keys
+            &options.attestation_keys,
+            options.pending_signature.as_ref()
         ),
         elsewhere
     );
@@ -307,11 +311,17 @@ async fn signatures(
     location: Option<&ImageRef>,
     keys: &[KeyRequest],
     attestation_keys: &[KeyRequest],
+    pending: Option<&verify::FetchedSignature>,
 ) -> Result<SignatureFacts, Error> {
     if keys.is_empty() && attestation_keys.is_empty() {
         return Ok(SignatureFacts::default());
     }
     let (ImageSource::Registry(image), Store::Registry { registry, .. }) = (source, g.store) else {
+        if let Some(pending) = pending {
+            // A local layout in a dry run: the signature made in memory is the only one.
+            let public = public_keys(g, keys).await?;
+            return Ok(checked(&[pending.clone()], keys, &public, digest, "the signature made in this dry run"));
+        }
         return Ok(SignatureFacts {
             unavailable: Some(
                 "signatures are stored in a registry and this is a local layout; judge the image by its registry reference to check signatures".into(),
@@ -340,43 +350,19 @@ async fn signatures(
         public_keys(g, &all_keys)
     );
     let public = public?;
-    let mut facts = SignatureFacts::default();
 
-    let fetched = match sig_image? {
+    let mut fetched = match sig_image? {
         Some(image) if !keys.is_empty() => verify::fetch(registry, &image).await,
         _ => Vec::new(),
     };
-    facts.found = fetched.iter().map(found_signature).collect();
-    let claims = verify::Claims {
-        digest: Some(digest.clone()),
-        ..verify::Claims::default()
-    };
-    for request in keys {
-        let check = match public
-            .iter()
-            .find(|(id, _)| id == &request.id)
-            .map(|(_, k)| k)
-        {
-            Some(Ok(key)) if fetched.is_empty() => KeyCheck::Checked {
-                verified: Vec::new(),
-                failures: vec![format!("no signatures found ({sig_ref} does not exist)")],
-            },
-            Some(Ok(key)) => {
-                let result = verify::check(&fetched, key, &claims);
-                KeyCheck::Checked {
-                    verified: result.verified.iter().map(|v| v.index).collect(),
-                    failures: result
-                        .failures
-                        .into_iter()
-                        .map(|(i, reason)| format!("signature {}: {reason}", i + 1))
-                        .collect(),
-                }
-            }
-            Some(Err(reason)) => KeyCheck::KeyUnavailable(reason.clone()),
-            None => KeyCheck::KeyUnavailable("the key was not loaded".into()),
-        };
-        facts.checks.insert(request.id.clone(), check);
-    }
+    fetched.extend(pending.cloned());
+    let mut facts = checked(
+        &fetched,
+        keys,
+        &public,
+        digest,
+        &format!("{sig_ref} does not exist"),
+    );
 
     if let Some(att_image) = att_image? {
         for att in attestation::fetch(registry, &att_image, digest).await {
@@ -403,6 +389,48 @@ async fn signatures(
         }
     }
     Ok(facts)
+}
+
+/// Signature facts for `fetched`, checked with each of `keys`; `absent` says where signatures
+/// were looked for when there are none.
+fn checked(
+    fetched: &[verify::FetchedSignature],
+    keys: &[KeyRequest],
+    public: &[(super::KeyId, Result<PublicKey, String>)],
+    digest: &Digest,
+    absent: &str,
+) -> SignatureFacts {
+    let mut facts = SignatureFacts {
+        found: fetched.iter().map(found_signature).collect(),
+        ..SignatureFacts::default()
+    };
+    let claims = verify::Claims {
+        digest: Some(digest.clone()),
+        ..verify::Claims::default()
+    };
+    for request in keys {
+        let check = match public.iter().find(|(id, _)| id == &request.id).map(|(_, k)| k) {
+            Some(Ok(_)) if fetched.is_empty() => KeyCheck::Checked {
+                verified: Vec::new(),
+                failures: vec![format!("no signatures found ({absent})")],
+            },
+            Some(Ok(key)) => {
+                let result = verify::check(fetched, key, &claims);
+                KeyCheck::Checked {
+                    verified: result.verified.iter().map(|v| v.index).collect(),
+                    failures: result
+                        .failures
+                        .into_iter()
+                        .map(|(i, reason)| format!("signature {}: {reason}", i + 1))
+                        .collect(),
+                }
+            }
+            Some(Err(reason)) => KeyCheck::KeyUnavailable(reason.clone()),
+            None => KeyCheck::KeyUnavailable("the key was not loaded".into()),
+        };
+        facts.checks.insert(request.id.clone(), check);
+    }
+    facts
 }
 
 /// Each requested key's public key. A key service that cannot be reached stops the run (exit

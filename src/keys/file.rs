@@ -91,6 +91,18 @@ impl LocalKey {
         Ok(LocalKey { signer, public })
     }
 
+    /// A new ECDSA P-256 key that lives only in memory (`gate --dry-run` without `--key`).
+    pub fn ephemeral() -> Result<LocalKey, KeyError> {
+        let signer = SigningScheme::ECDSA_P256_SHA256_ASN1
+            .create_signer()
+            .map_err(|e| KeyError::Refused(format!("generating a key failed: {e}")))?;
+        let der = signer
+            .to_sigstore_keypair()
+            .and_then(|k| k.private_key_to_der())
+            .map_err(|e| KeyError::Refused(e.to_string()))?;
+        Self::from_pkcs8(&der, "an ephemeral key")
+    }
+
     pub fn public_key(&self) -> &PublicKey {
         &self.public
     }

@@ -1,6 +1,7 @@
 //! What users read: the findings of one run in every format a pipeline wants. Each format is
 //! its own module; all of them render the same [`Report`].
 
+pub mod ci;
 pub mod json;
 pub mod junit;
 pub mod konflux;

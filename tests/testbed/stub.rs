@@ -14,6 +14,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// After sending this answer the server stops listening, as a registry that goes down.
+    pub then_stop: bool,
 }
 
 impl Answer {
@@ -22,7 +24,14 @@ impl Answer {
             status,
             headers: Vec::new(),
             body: body.into(),
+            then_stop: false,
         }
+    }
+
+    /// Stop listening once this answer is sent.
+    pub fn then_stop(mut self) -> Answer {
+        self.then_stop = true;
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Answer {
@@ -60,10 +69,16 @@ impl Stub {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    let (script, r) = (script.clone(), r.clone());
-                    thread::spawn(move || serve(stream, &script, &r));
+                    let (script, r, s) = (script.clone(), r.clone(), s.clone());
+                    // Served on this thread, so that a `then_stop` answer closes the listener
+                    // before anything else is accepted.
+                    if serve(stream, &script, &r) {
+                        *s.lock().unwrap() = true;
+                        break;
+                    }
                 }
             }
+            // Dropping the listener here refuses every later connection.
         });
         Stub {
             port,
@@ -90,11 +105,12 @@ impl Drop for Stub {
     }
 }
 
-fn serve(stream: TcpStream, script: &Mutex<Script>, requests: &Mutex<Vec<String>>) {
+/// Answers one request; true when the answer asks the server to stop.
+fn serve(stream: TcpStream, script: &Mutex<Script>, requests: &Mutex<Vec<String>>) -> bool {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() || line.is_empty() {
-        return;
+        return false;
     }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
@@ -136,4 +152,5 @@ fn serve(stream: TcpStream, script: &Mutex<Script>, requests: &Mutex<Vec<String>
     let _ = out.write_all(head.as_bytes());
     let _ = out.write_all(&answer.body);
     let _ = out.flush();
+    answer.then_stop
 }
