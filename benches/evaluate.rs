@@ -38,7 +38,9 @@ fn facts(vulnerabilities: usize) -> ImageFacts {
                         cvss: Some((n % 100) as f32 / 10.0),
                         nvd_cvss: Some((n % 100) as f32 / 10.0),
                         fixed_by: (n % 3 != 0).then(|| format!("1.{c}.{}", v + 1)),
-                        published: Utc.timestamp_opt(1_600_000_000 + n as i64 * 3600, 0).single(),
+                        published: Utc
+                            .timestamp_opt(1_600_000_000 + n as i64 * 3600, 0)
+                            .single(),
                         fix_available: None,
                         link: None,
                     }
@@ -81,7 +83,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let fixtures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/stackrox/policies"));
+    let fixtures = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/stackrox/policies"
+    ));
     let mut paths = vec![PathBuf::from("builtin")];
     if fixtures.is_dir() {
         paths.push(fixtures);
@@ -102,7 +107,9 @@ fn main() {
         violations = findings.iter().filter(|f| f.is_violation()).count();
     }
     println!("## evaluate StackRox policies (release build, 30 runs)\n");
-    println!("| policies | vulnerabilities | load ms | median evaluation ms | min ms | violated policies |");
+    println!(
+        "| policies | vulnerabilities | load ms | median evaluation ms | min ms | violated policies |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | 5000 | {:.2} | {:.2} | {:.2} | {violations} |",

@@ -20,43 +20,73 @@ fn keys(dir: &Path) -> (PathBuf, PathBuf) {
     let prefix = dir.join("gate");
     Imagegate::new()
         .env("COSIGN_PASSWORD", PASSWORD)
-        .args(["generate-key-pair", "--output-key-prefix", &prefix.display().to_string()])
+        .args([
+            "generate-key-pair",
+            "--output-key-prefix",
+            &prefix.display().to_string(),
+        ])
         .run()
         .expect_code(0);
     (dir.join("gate.key"), dir.join("gate.pub"))
 }
 
 fn gate(registry_host: &str) -> Imagegate {
-    Imagegate::new()
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .args(["--insecure-registry", registry_host, "--retries", "1", "gate"])
+    Imagegate::new().env("COSIGN_PASSWORD", PASSWORD).args([
+        "--insecure-registry",
+        registry_host,
+        "--retries",
+        "1",
+        "gate",
+    ])
 }
 
 fn careless() -> ImageSpec {
     ImageSpec {
         user: String::new(),
         steps: vec![
-            Step { created_by: "/bin/sh -c #(nop) ADD file:aa in / ".into(), layer: true },
-            Step { created_by: "RUN /bin/sh -c apt-get update # buildkit".into(), layer: true },
-            Step { created_by: "EXPOSE map[22/tcp:{}]".into(), layer: false },
+            Step {
+                created_by: "/bin/sh -c #(nop) ADD file:aa in / ".into(),
+                layer: true,
+            },
+            Step {
+                created_by: "RUN /bin/sh -c apt-get update # buildkit".into(),
+                layer: true,
+            },
+            Step {
+                created_by: "EXPOSE map[22/tcp:{}]".into(),
+                layer: false,
+            },
         ],
         ..ImageSpec::rich()
     }
 }
 
 fn buster() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/scanners/trivy/debian-buster.json.golden"));
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/scanners/trivy/debian-buster.json.golden"
+    ));
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("\n*** SKIPPED: {} is absent; this test needs ../shared ***\n", p.display());
+        eprintln!(
+            "\n*** SKIPPED: {} is absent; this test needs ../shared ***\n",
+            p.display()
+        );
         None
     }
 }
 
 fn cosign_verify(registry: &Registry, image: &str, public: &Path) -> Output {
     let mut cmd = Command::new(tools::cosign());
-    cmd.args(["verify", "--key", &public.display().to_string(), "--insecure-ignore-tlog=true", "--allow-http-registry", &registry.image(image)]);
+    cmd.args([
+        "verify",
+        "--key",
+        &public.display().to_string(),
+        "--insecure-ignore-tlog=true",
+        "--allow-http-registry",
+        &registry.image(image),
+    ]);
     run_with_timeout(cmd, Duration::from_secs(60))
 }
 
@@ -71,11 +101,18 @@ fn a_good_image_passes_and_leaves_a_signature_cosign_verifies() {
     let out_dir = temp_dir();
     let digest_file = out_dir.path().join("digest");
     let out = gate(&registry.host())
-        .args([&registry.image("good:v1"), "--key", &key.display().to_string()])
+        .args([
+            &registry.image("good:v1"),
+            "--key",
+            &key.display().to_string(),
+        ])
         .args(["--digest-file", &digest_file.display().to_string()])
         .run();
     out.expect_code(0);
-    assert_eq!(std::fs::read_to_string(&digest_file).unwrap(), layout.digest);
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).unwrap(),
+        layout.digest
+    );
     assert!(out.stderr.contains("it verifies"), "{}", out.stderr);
     assert!(out.stderr.contains("imagegate: PASSED"), "{}", out.stderr);
     let verified = cosign_verify(&registry, "good:v1", &public);
@@ -94,18 +131,32 @@ fn a_bad_image_fails_with_valid_reports_that_agree() {
     let out_dir = temp_dir();
     let file = |n: &str| out_dir.path().join(n);
     let out = gate(&registry.host())
-        .args([&registry.image("bad:latest"), "--key", &key.display().to_string()])
-        .args(["--vulns", &buster.display().to_string(), "--containerfile", "Containerfile"])
+        .args([
+            &registry.image("bad:latest"),
+            "--key",
+            &key.display().to_string(),
+        ])
+        .args([
+            "--vulns",
+            &buster.display().to_string(),
+            "--containerfile",
+            "Containerfile",
+        ])
         .args(["-o", "table"])
         .args(["-o", &format!("junit={}", file("junit.xml").display())])
         .args(["-o", &format!("sarif={}", file("report.sarif").display())])
         .args(["-o", &format!("json={}", file("report.json").display())])
         .run();
     out.expect_code(1);
-    assert!(out.stdout.contains("Fixable Severity at least Important"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Fixable Severity at least Important"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stderr.contains("imagegate: FAILED"), "{}", out.stderr);
 
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file("report.json")).unwrap()).unwrap();
     let violated = json["summary"]["violated"].as_u64().unwrap();
     let breaking = json["summary"]["breaksBuild"].as_u64().unwrap();
     let evaluated = json["summary"]["evaluated"].as_u64().unwrap();
@@ -113,17 +164,35 @@ fn a_bad_image_fails_with_valid_reports_that_agree() {
     assert!(breaking >= 1 && violated > breaking, "{json}");
 
     let junit = std::fs::read_to_string(file("junit.xml")).unwrap();
-    assert!(junit.contains(&format!(r#"tests="{}" failures="{breaking}" errors="{not_evaluated}" skipped="{}""#, evaluated + not_evaluated, violated - breaking)), "{junit}");
-    let xsd = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/schemas/JUnit.xsd"));
+    assert!(
+        junit.contains(&format!(
+            r#"tests="{}" failures="{breaking}" errors="{not_evaluated}" skipped="{}""#,
+            evaluated + not_evaluated,
+            violated - breaking
+        )),
+        "{junit}"
+    );
+    let xsd = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/schemas/JUnit.xsd"
+    ));
     let mut cmd = Command::new("xmllint");
-    cmd.args(["--noout", "--schema"]).arg(&xsd).arg(file("junit.xml"));
+    cmd.args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(file("junit.xml"));
     let lint = run_with_timeout(cmd, Duration::from_secs(30));
     assert_eq!(lint.code, 0, "xmllint: {}", lint.stderr);
 
     let sarif_text = std::fs::read_to_string(file("report.sarif")).unwrap();
     let sarif: serde_json::Value = serde_json::from_str(&sarif_text).unwrap();
-    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len() as u64, violated);
-    let schema = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/schemas/sarif-schema-2.1.0.json"));
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().unwrap().len() as u64,
+        violated
+    );
+    let schema = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/schemas/sarif-schema-2.1.0.json"
+    ));
     let mut cmd = Command::new(tools::cache_dir().join("bin/moto-python"));
     cmd.args(["-c", "import json,sys,jsonschema\njsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))"])
         .arg(&schema)
@@ -141,9 +210,11 @@ fn a_registry_that_goes_away_midway_is_exit_3_and_no_report_is_written() {
         (("GET", "/v2/"), vec![Answer::new(200, "{}")]),
         (
             ("GET", "/v2/app/manifests/v1"),
-            vec![Answer::new(200, manifest.to_vec())
-                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                .then_stop()],
+            vec![
+                Answer::new(200, manifest.to_vec())
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .then_stop(),
+            ],
         ),
     ]);
     let k = temp_dir();
@@ -152,14 +223,29 @@ fn a_registry_that_goes_away_midway_is_exit_3_and_no_report_is_written() {
     let junit = out_dir.path().join("junit.xml");
     let json = out_dir.path().join("report.json");
     let out = gate(&stub.host())
-        .args([&format!("{}/app:v1", stub.host()), "--key", &key.display().to_string()])
-        .args(["-o", &format!("junit={}", junit.display()), "-o", &format!("json={}", json.display())])
+        .args([
+            &format!("{}/app:v1", stub.host()),
+            "--key",
+            &key.display().to_string(),
+        ])
+        .args([
+            "-o",
+            &format!("junit={}", junit.display()),
+            "-o",
+            &format!("json={}", json.display()),
+        ])
         .run();
     out.expect_code(3);
     assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
-    assert!(!junit.exists() && !json.exists(), "no report, not even half of one");
+    assert!(
+        !junit.exists() && !json.exists(),
+        "no report, not even half of one"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
-    assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no temporary files left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -170,15 +256,26 @@ fn dry_run_leaves_the_registry_untouched() {
     fixtures::push(&layout, &registry, "app:v1");
     let before = raw::tags(&registry.image("app"));
     // Without --key: an ephemeral key, printed, then discarded.
-    let out = gate(&registry.host()).args([&registry.image("app:v1"), "--dry-run"]).run();
+    let out = gate(&registry.host())
+        .args([&registry.image("app:v1"), "--dry-run"])
+        .run();
     out.expect_code(0);
     assert!(out.stderr.contains("dry run: signed"), "{}", out.stderr);
-    assert!(out.stderr.contains("-----BEGIN PUBLIC KEY-----"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-----BEGIN PUBLIC KEY-----"),
+        "{}",
+        out.stderr
+    );
     // With --key: the key is used, still nothing is pushed.
     let k = temp_dir();
     let (key, _) = keys(k.path());
     gate(&registry.host())
-        .args([&registry.image("app:v1"), "--dry-run", "--key", &key.display().to_string()])
+        .args([
+            &registry.image("app:v1"),
+            "--dry-run",
+            "--key",
+            &key.display().to_string(),
+        ])
         .run()
         .expect_code(0);
     assert_eq!(raw::tags(&registry.image("app")), before);
@@ -204,18 +301,33 @@ fn a_dry_run_signature_counts_for_policies_that_ask_for_the_key() {
         &format!(
             "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: signed-by-ci\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: verify\n      match:\n        any:\n          - resources:\n              kinds: [Pod]\n      verifyImages:\n        - imageReferences: [\"{}/*\"]\n          attestors:\n            - entries:\n                - keys:\n                    publicKeys: |-\n{}\n                    rekor:\n                      ignoreTlog: true\n",
             registry.host(),
-            pem.lines().map(|l| format!("                      {l}")).collect::<Vec<_>>().join("\n")
+            pem.lines()
+                .map(|l| format!("                      {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     );
     // Signed with the policy's key (in memory only): the policy passes.
     gate(&registry.host())
-        .args([&registry.image("app:v1"), "--dry-run", "--key", &key.display().to_string()])
+        .args([
+            &registry.image("app:v1"),
+            "--dry-run",
+            "--key",
+            &key.display().to_string(),
+        ])
         .args(["--rules", "none", "--policy", &policy.display().to_string()])
         .run()
         .expect_code(0);
     // With an ephemeral key instead, it does not.
     let out = gate(&registry.host())
-        .args([&registry.image("app:v1"), "--dry-run", "--rules", "none", "--policy", &policy.display().to_string()])
+        .args([
+            &registry.image("app:v1"),
+            "--dry-run",
+            "--rules",
+            "none",
+            "--policy",
+            &policy.display().to_string(),
+        ])
         .run();
     out.expect_code(1);
     assert!(out.stdout.contains("signed-by-ci"), "{}", out.stdout);
@@ -240,8 +352,17 @@ fn github_tekton_and_gitlab_outputs_are_written_where_they_are_read() {
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_OUTPUT", github_output.display().to_string())
         .env("GITHUB_STEP_SUMMARY", summary.display().to_string())
-        .args([&registry.image("app:latest"), "--key", &key.display().to_string()])
-        .args(["--vulns", &buster.display().to_string(), "--containerfile", "Containerfile"])
+        .args([
+            &registry.image("app:latest"),
+            "--key",
+            &key.display().to_string(),
+        ])
+        .args([
+            "--vulns",
+            &buster.display().to_string(),
+            "--containerfile",
+            "Containerfile",
+        ])
         .args(["--results-dir", &results.display().to_string()])
         .args(["--dotenv", &dotenv.display().to_string()])
         .run();
@@ -251,18 +372,45 @@ fn github_tekton_and_gitlab_outputs_are_written_where_they_are_read() {
     let outputs = std::fs::read_to_string(&github_output).unwrap();
     assert_eq!(
         outputs,
-        format!("earlier=value\ndigest={}\nref={pinned}\nverdict=fail\n", layout.digest),
+        format!(
+            "earlier=value\ndigest={}\nref={pinned}\nverdict=fail\n",
+            layout.digest
+        ),
         "appended, not overwritten"
     );
     let summary_text = std::fs::read_to_string(&summary).unwrap();
-    assert!(summary_text.starts_with("## ❌ imagegate"), "{summary_text}");
-    let errors = out.stdout.lines().filter(|l| l.starts_with("::error ")).count();
+    assert!(
+        summary_text.starts_with("## ❌ imagegate"),
+        "{summary_text}"
+    );
+    let errors = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .count();
     assert!(errors >= 1 && errors <= 10, "{}", out.stdout);
-    assert!(out.stdout.contains("::error file=Containerfile,title=Fixable Severity at least Important::"), "{}", out.stdout);
-    assert!(out.stdout.lines().filter(|l| l.starts_with("::warning ")).count() <= 10);
+    assert!(
+        out.stdout
+            .contains("::error file=Containerfile,title=Fixable Severity at least Important::"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("::warning "))
+            .count()
+            <= 10
+    );
 
-    assert_eq!(std::fs::read_to_string(results.join("IMAGE_REF")).unwrap(), pinned, "verbatim, no newline");
-    let test_output: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(results.join("TEST_OUTPUT")).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(results.join("IMAGE_REF")).unwrap(),
+        pinned,
+        "verbatim, no newline"
+    );
+    let test_output: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("TEST_OUTPUT")).unwrap())
+            .unwrap();
     assert_eq!(test_output["result"], "FAILURE");
     for field in ["timestamp", "successes", "failures", "warnings", "note"] {
         assert!(!test_output[field].is_null(), "TEST_OUTPUT lacks {field}");
@@ -270,17 +418,28 @@ fn github_tekton_and_gitlab_outputs_are_written_where_they_are_read() {
 
     assert_eq!(
         std::fs::read_to_string(&dotenv).unwrap(),
-        format!("IMAGEGATE_DIGEST={}\nIMAGEGATE_REF={pinned}\nIMAGEGATE_VERDICT=fail\n", layout.digest)
+        format!(
+            "IMAGEGATE_DIGEST={}\nIMAGEGATE_REF={pinned}\nIMAGEGATE_VERDICT=fail\n",
+            layout.digest
+        )
     );
 
     // --warn-only: the same reports, exit 0.
     let out = gate(&registry.host())
-        .args([&registry.image("app:latest"), "--key", &key.display().to_string()])
+        .args([
+            &registry.image("app:latest"),
+            "--key",
+            &key.display().to_string(),
+        ])
         .args(["--vulns", &buster.display().to_string(), "--warn-only"])
         .run();
     out.expect_code(0);
     assert!(out.stdout.contains("Fixable Severity at least Important"));
-    assert!(out.stderr.contains("PASSED (--warn-only)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("PASSED (--warn-only)"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -288,7 +447,9 @@ fn gate_needs_a_key_or_a_dry_run() {
     let out = Imagegate::new().args(["gate", "127.0.0.1:1/app:v1"]).run();
     out.expect_code(2);
     assert!(out.stderr.contains("--key"), "{}", out.stderr);
-    let out = Imagegate::new().args(["gate", "oci:/nonexistent:v1", "--key", "cosign.key"]).run();
+    let out = Imagegate::new()
+        .args(["gate", "oci:/nonexistent:v1", "--key", "cosign.key"])
+        .run();
     out.expect_code(2);
     assert!(out.stderr.contains("--dry-run"), "{}", out.stderr);
 }

@@ -265,7 +265,12 @@ pub async fn judge(
 
 /// The image string a Pod spec would hold: the reference as the user wrote it, or for a local
 /// layout `--image-name` as written, else the name it is judged under.
-pub fn raw_image_of(source: &ImageSource, input: &str, args: &RuleArgs, facts: &ImageFacts) -> String {
+pub fn raw_image_of(
+    source: &ImageSource,
+    input: &str,
+    args: &RuleArgs,
+    facts: &ImageFacts,
+) -> String {
     match (source, &args.image_name) {
         (ImageSource::Registry(_), _) => {
             input.strip_prefix("docker://").unwrap_or(input).to_string()

@@ -98,7 +98,12 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
             )));
         }
     }
-    let image_name = args.rules.image_name.as_deref().map(ImageRef::parse).transpose()?;
+    let image_name = args
+        .rules
+        .image_name
+        .as_deref()
+        .map(ImageRef::parse)
+        .transpose()?;
     let progress = Progress::new(&ctx.ui);
 
     // 1. Resolve.
@@ -107,7 +112,9 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         ImageSource::Registry(_) => Some(ctx.registry().await?),
         ImageSource::Layout(_) => None,
     };
-    let store = Store::open(&source, || Ok(registry.expect("opened for registry sources")))?;
+    let store = Store::open(&source, || {
+        Ok(registry.expect("opened for registry sources"))
+    })?;
     let resolved = source::resolve(&source, &store, args.rules.platform.as_ref()).await?;
     let digest = resolved.digest().clone();
     let pinned = source.pinned(&digest);
@@ -185,13 +192,14 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
             sigimage::append(registry, &sig_ref, &new, signer.public_key(), &ctx.env).await?;
         // 3. Confirm: the stored signatures, read back, include one that verifies with the key.
         progress.step("confirming the signature");
-        let stored = sigimage::read(registry, &sig_ref).await?.ok_or_else(|| {
-            Error::Verification {
-                image: pinned.clone(),
-                message: format!("{sig_ref} is gone right after signing"),
-                details: Vec::new(),
-            }
-        })?;
+        let stored =
+            sigimage::read(registry, &sig_ref)
+                .await?
+                .ok_or_else(|| Error::Verification {
+                    image: pinned.clone(),
+                    message: format!("{sig_ref} is gone right after signing"),
+                    details: Vec::new(),
+                })?;
         let fetched = verify::fetch(registry, &stored).await;
         let claims = verify::Claims {
             digest: Some(digest.clone()),
@@ -205,8 +213,14 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         {
             return Err(Error::Verification {
                 image: pinned.clone(),
-                message: format!("the signature just stored in {sig_ref} does not verify with {key_name}"),
-                details: check.failures.iter().map(|(i, r)| format!("signature {}: {r}", i + 1)).collect(),
+                message: format!(
+                    "the signature just stored in {sig_ref} does not verify with {key_name}"
+                ),
+                details: check
+                    .failures
+                    .iter()
+                    .map(|(i, r)| format!("signature {}: {r}", i + 1))
+                    .collect(),
             });
         }
         progress.done(&match appended {
@@ -234,7 +248,10 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         env: &ctx.env,
     };
     let facts = gather::gather(&gatherer, &source, &resolved, &options).await?;
-    let findings = rules.evaluate(&facts, &check::raw_image_of(&source, &args.image, &args.rules, &facts));
+    let findings = rules.evaluate(
+        &facts,
+        &check::raw_image_of(&source, &args.image, &args.rules, &facts),
+    );
     progress.finish();
 
     // 6. Report.
@@ -265,7 +282,12 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
     if ctx.env.get("GITHUB_ACTIONS") == Some("true") {
         let github_output = ctx.env.non_empty("GITHUB_OUTPUT").map(PathBuf::from);
         let summary = ctx.env.non_empty("GITHUB_STEP_SUMMARY").map(PathBuf::from);
-        for line in ci::github(&outcome, github_output.as_deref(), summary.as_deref(), args.containerfile.as_deref())? {
+        for line in ci::github(
+            &outcome,
+            github_output.as_deref(),
+            summary.as_deref(),
+            args.containerfile.as_deref(),
+        )? {
             println!("{line}");
         }
     }

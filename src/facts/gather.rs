@@ -320,7 +320,13 @@ async fn signatures(
         if let Some(pending) = pending {
             // A local layout in a dry run: the signature made in memory is the only one.
             let public = public_keys(g, keys).await?;
-            return Ok(checked(&[pending.clone()], keys, &public, digest, "the signature made in this dry run"));
+            return Ok(checked(
+                &[pending.clone()],
+                keys,
+                &public,
+                digest,
+                "the signature made in this dry run",
+            ));
         }
         return Ok(SignatureFacts {
             unavailable: Some(
@@ -409,7 +415,11 @@ fn checked(
         ..verify::Claims::default()
     };
     for request in keys {
-        let check = match public.iter().find(|(id, _)| id == &request.id).map(|(_, k)| k) {
+        let check = match public
+            .iter()
+            .find(|(id, _)| id == &request.id)
+            .map(|(_, k)| k)
+        {
             Some(Ok(_)) if fetched.is_empty() => KeyCheck::Checked {
                 verified: Vec::new(),
                 failures: vec![format!("no signatures found ({absent})")],

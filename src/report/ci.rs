@@ -36,7 +36,12 @@ fn append(path: &Path, text: &str) -> Result<(), WriteError> {
 
 /// Under GitHub Actions: `digest`, `ref` and `verdict` in `$GITHUB_OUTPUT`, the Markdown
 /// summary in `$GITHUB_STEP_SUMMARY`, and the annotations to print on stdout.
-pub fn github(outcome: &Outcome, output: Option<&Path>, summary: Option<&Path>, containerfile: Option<&str>) -> Result<Vec<String>, WriteError> {
+pub fn github(
+    outcome: &Outcome,
+    output: Option<&Path>,
+    summary: Option<&Path>,
+    containerfile: Option<&str>,
+) -> Result<Vec<String>, WriteError> {
     if let Some(path) = output {
         append(
             path,
@@ -60,7 +65,10 @@ pub fn annotations(report: &Report, containerfile: Option<&str>) -> Vec<String> 
     let violations: Vec<&Finding> = report.images.iter().flat_map(|i| i.violations()).collect();
     let mut lines = Vec::new();
     for (kind, breaking) in [("error", true), ("warning", false)] {
-        let chosen: Vec<&&Finding> = violations.iter().filter(|f| f.enforced == breaking).collect();
+        let chosen: Vec<&&Finding> = violations
+            .iter()
+            .filter(|f| f.enforced == breaking)
+            .collect();
         for f in chosen.iter().take(MAX_ANNOTATIONS) {
             let mut properties = vec![format!("title={}", escape_property(&f.policy))];
             if let Some(file) = containerfile {
@@ -76,7 +84,11 @@ pub fn annotations(report: &Report, containerfile: Option<&str>) -> Vec<String> 
             lines.push(format!(
                 "::{kind}::{} more {} not shown here; see the step summary or the reports",
                 chosen.len() - MAX_ANNOTATIONS,
-                if breaking { "violations that break the build" } else { "warnings" }
+                if breaking {
+                    "violations that break the build"
+                } else {
+                    "warnings"
+                }
             ));
         }
     }
@@ -85,7 +97,9 @@ pub fn annotations(report: &Report, containerfile: Option<&str>) -> Vec<String> 
 
 /// As the Actions toolkit escapes a command's message.
 pub fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// As the Actions toolkit escapes a command property.
@@ -97,7 +111,10 @@ pub fn escape_property(text: &str) -> String {
 /// a build it should sign) and `TEST_OUTPUT` (Konflux), written verbatim, no trailing newline.
 pub fn tekton(outcome: &Outcome, dir: &Path) -> Result<(), WriteError> {
     write_atomic(&dir.join("IMAGE_REF"), outcome.pinned.as_bytes())?;
-    write_atomic(&dir.join("TEST_OUTPUT"), konflux::render(outcome.report).as_bytes())
+    write_atomic(
+        &dir.join("TEST_OUTPUT"),
+        konflux::render(outcome.report).as_bytes(),
+    )
 }
 
 /// A GitLab dotenv report: later jobs get the values as variables.
@@ -138,20 +155,35 @@ mod tests {
 
     #[test]
     fn annotations_are_escaped_and_capped_at_ten_of_each_kind() {
-        let mut findings: Vec<Finding> = (0..12).map(|i| finding(&format!("p{i:02}: x,y"), true)).collect();
+        let mut findings: Vec<Finding> = (0..12)
+            .map(|i| finding(&format!("p{i:02}: x,y"), true))
+            .collect();
         findings.push(finding("warn", false));
         let report = Report {
             generated_at: chrono::Utc::now(),
-            images: vec![ImageReport { image: "i".into(), digest: None, findings }],
+            images: vec![ImageReport {
+                image: "i".into(),
+                digest: None,
+                findings,
+            }],
             verdict: Verdict::Fail,
         };
         let lines = annotations(&report, Some("Containerfile"));
-        assert_eq!(lines.iter().filter(|l| l.starts_with("::error file=")).count(), 10);
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("::error file="))
+                .count(),
+            10
+        );
         assert!(lines.contains(&"::error::2 more violations that break the build not shown here; see the step summary or the reports".to_string()));
         assert_eq!(
             lines[0],
             "::error file=Containerfile,title=p00%3A x%2Cy::line one: 100%25%0Aline two, with a comma"
         );
-        assert_eq!(lines.iter().filter(|l| l.starts_with("::warning ")).count(), 1);
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("::warning ")).count(),
+            1
+        );
     }
 }
