@@ -151,15 +151,16 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         .unwrap_or_else(|| "an ephemeral key".into());
     let mut pending = None;
     if args.dry_run {
-        let target = match &source {
-            ImageSource::Registry(image) => {
-                sigimage::signature_ref(image, &digest, &ctx.env)?.to_string()
+        let kept = match &source {
+            ImageSource::Registry(image) => format!(
+                "it would be stored in {}; nothing was written",
+                sigimage::signature_ref(image, &digest, &ctx.env)?
+            ),
+            ImageSource::Layout(_) => {
+                "it stays in memory (a local layout has no registry to store it in)".into()
             }
-            ImageSource::Layout(_) => "(a local layout: nowhere)".into(),
         };
-        progress.done(&format!(
-            "dry run: signed {digest} with {key_name}; the signature would go to {target} (nothing written)"
-        ));
+        progress.done(&format!("dry run: signed {digest} with {key_name}; {kept}"));
         if key_ref.is_none() {
             ctx.note(&format!(
                 "the ephemeral public key (discarded at exit):\n{}",
