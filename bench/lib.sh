@@ -88,6 +88,7 @@ compare() {
         case "${names[$i]}" in
             imagegate*) agent="imagegate/" ;;
             skopeo*) agent="skopeo/" ;;
+            cosign+*) agent="\\(cosign\\|skopeo\\)/" ;;
             cosign*) agent="cosign/" ;;
             *) agent="-" ;;
         esac
