@@ -12,6 +12,17 @@ use rustls_pki_types::CertificateDer;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+/// Which certificates a service's TLS is checked against.
+#[derive(Clone, Copy, Debug)]
+pub enum Trust<'a> {
+    /// The usual roots (system or `SSL_CERT_FILE`, plus `--ca-file`) and these.
+    Also(&'a [CertificateDer<'static>]),
+    /// Only these; the usual roots when there are none.
+    Only(&'a [CertificateDer<'static>]),
+    /// No certificate checks at all (an explicit insecure setting).
+    Nothing,
+}
+
 /// Network options from the command line.
 #[derive(Clone, Debug)]
 pub struct NetworkSettings {
@@ -144,23 +155,28 @@ impl Http {
     }
 
     /// A client for a service with its own trust and identity (a Kubernetes API server with its
-    /// cluster CA and a client certificate): `roots` are trusted in addition to the usual ones,
-    /// `identity` is presented when asked, `insecure` skips certificate checks. Timeouts and the
-    /// user agent are the shared ones.
+    /// cluster CA and a client certificate, Vault with `VAULT_CACERT`). Timeouts and the user
+    /// agent are the shared ones.
     pub fn client_with(
         &self,
-        roots: &[CertificateDer<'static>],
+        trust: Trust<'_>,
         identity: Option<reqwest::Identity>,
-        insecure: bool,
     ) -> Result<reqwest::Client, SetupError> {
         let mut builder = self.builder();
-        if insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        } else {
-            let certs = self
-                .trusted_roots()?
-                .iter()
-                .chain(roots)
+        let certs: Vec<&CertificateDer<'static>> = match trust {
+            Trust::Nothing => {
+                builder = builder.danger_accept_invalid_certs(true);
+                Vec::new()
+            }
+            // A service that names its CA trusts that CA alone, as client-go does; a minimal
+            // image without system roots still reaches it.
+            Trust::Only(roots) if !roots.is_empty() => roots.iter().collect(),
+            Trust::Only(_) => self.trusted_roots()?.iter().collect(),
+            Trust::Also(roots) => self.trusted_roots()?.iter().chain(roots).collect(),
+        };
+        if !certs.is_empty() {
+            let certs = certs
+                .into_iter()
                 .map(|der| reqwest::Certificate::from_der(der))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| SetupError::Client(e.to_string()))?;

@@ -27,6 +27,7 @@ use super::file::LocalKey;
 use super::vault::{certificates_from_pem, read_certificates, read_small_file};
 use super::{Environment, KeyContext, KeyError, PublicKey};
 use crate::http;
+use crate::http::Trust;
 use crate::secret::Secret;
 
 const BACKEND: &str = "Kubernetes";
@@ -484,7 +485,7 @@ fn in_cluster(ctx: &KeyContext<'_>) -> Result<Cluster, KeyError> {
     };
     let client = ctx
         .http
-        .client_with(&roots, None, false)
+        .client_with(Trust::Only(&roots), None)
         .map_err(|e| not_configured(&e.to_string()))?;
     Ok(Cluster {
         server: format!("https://{host}:{port}"),
@@ -873,7 +874,14 @@ async fn from_kubeconfig(path: &Path, ctx: &KeyContext<'_>) -> Result<Cluster, K
     };
     let client = ctx
         .http
-        .client_with(&roots, identity_pem, insecure)
+        .client_with(
+            if insecure {
+                Trust::Nothing
+            } else {
+                Trust::Only(&roots)
+            },
+            identity_pem,
+        )
         .map_err(|e| not_configured(&e.to_string()))?;
     Ok(Cluster {
         server: server.to_string(),

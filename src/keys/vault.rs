@@ -29,6 +29,7 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use super::{Environment, KeyContext, KeyError, PublicKey};
+use crate::http::Trust;
 use crate::http::{self, Http};
 use crate::secret::Secret;
 
@@ -538,7 +539,14 @@ fn vault_client(ctx: &KeyContext<'_>) -> Result<reqwest::Client, KeyError> {
         );
     }
     ctx.http
-        .client_with(&roots, None, skip)
+        .client_with(
+            if skip {
+                Trust::Nothing
+            } else {
+                Trust::Also(&roots)
+            },
+            None,
+        )
         .map_err(|e| setup_error(&e))
 }
 
