@@ -139,14 +139,13 @@ pub async fn create_key_pair(
             {
                 return Ok(());
             }
-            Err(cluster.refused(
-                "POST",
-                &path,
-                &answer,
-                &format!(
-                    "the Secret '{name}' already exists in namespace '{namespace}', and imagegate does not replace a signing key (what it signed would no longer verify with the new cosign.pub); delete it first if that is what you want (`kubectl delete secret {name} -n {namespace}`), or choose another name"
-                ),
-            ))
+            // Like an existing key file: the request names a key that exists (exit 2).
+            let message = format!(
+                "POST {}{path} was refused ({}); the Secret '{name}' already exists in namespace '{namespace}', and imagegate does not replace a signing key (what it signed would no longer verify with the new cosign.pub); delete it first if that is what you want (`kubectl delete secret {name} -n {namespace}`), or choose another name",
+                cluster.server,
+                answer.summary()
+            );
+            Err(KeyError::Refused(format!("Kubernetes: {message}")))
         }
         _ => Err(cluster.refused("POST", &path, &answer, "")),
     }
