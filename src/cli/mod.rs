@@ -51,6 +51,7 @@ pub enum Command {
 
 /// Flags every subcommand understands.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Docker config.json with registry credentials. Default: the first of
     /// $DOCKER_CONFIG/config.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE and

@@ -100,6 +100,7 @@ pub struct Imagegate {
     env: BTreeMap<String, String>,
     home: tempfile::TempDir,
     timeout: Duration,
+    cwd: Option<PathBuf>,
 }
 
 impl Imagegate {
@@ -113,6 +114,7 @@ impl Imagegate {
             env,
             home,
             timeout: Duration::from_secs(120),
+            cwd: None,
         }
     }
 
@@ -133,6 +135,11 @@ impl Imagegate {
         self
     }
 
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
@@ -140,6 +147,9 @@ impl Imagegate {
     pub fn run(self) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate"));
         cmd.env_clear().envs(&self.env).args(&self.args);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         run_with_timeout(cmd, self.timeout)
     }
 }
