@@ -12,6 +12,8 @@
 //! - [`gcp_standin`], [`azure_standin`]: stand-ins for Google Cloud KMS and Azure Key Vault and
 //!   their token services (no real cloud can be reached here), speaking their documented REST
 //!   endpoints with real keys and signatures, on the server in [`standin`].
+//! - [`token_standin`]: a stand-in for a registry's token service (docker token auth), in front
+//!   of the real registry, which checks every token it hands out.
 #![allow(dead_code)]
 
 pub mod azure_standin;
@@ -23,6 +25,7 @@ pub mod raw;
 pub mod registry;
 pub mod standin;
 pub mod stub;
+pub mod token_standin;
 pub mod tools;
 pub mod vault_standin;
 

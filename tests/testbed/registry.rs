@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use super::token_standin::{self, TokenService};
 use super::{tools, write_file};
 
 pub const USER: &str = "alice";
@@ -17,6 +18,8 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct Registry {
     pub port: u16,
     pub tls: bool,
+    /// Another CA a client must trust (the token service's, for `auth: token`).
+    extra_ca: Option<PathBuf>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -24,19 +27,29 @@ pub struct Registry {
 impl Registry {
     /// A plain-HTTP registry, open to everyone.
     pub fn start() -> Registry {
-        Self::start_kind(false)
+        Self::start_kind(&Auth::None)
     }
 
     /// A TLS registry with htpasswd basic auth for [`USER`]/[`PASSWORD`]; its server
     /// certificate (for 127.0.0.1) is signed by a test CA, [`Registry::certificate`].
     pub fn start_tls() -> Registry {
-        Self::start_kind(true)
+        Self::start_kind(&Auth::Htpasswd)
+    }
+
+    /// A TLS registry (test CA as [`Registry::start_tls`]) that accepts only bearer tokens
+    /// from `tokens`, checking each against the service's signing certificate.
+    pub fn start_token(tokens: &TokenService) -> Registry {
+        Self::start_kind(&Auth::Token {
+            realm: tokens.realm(),
+            root_certificate: tokens.signer_certificate(),
+            service_ca: tokens.ca_certificate(),
+        })
     }
 
     /// A TLS registry whose certificate is its own CA (`openssl req -x509` with the default
     /// `CA:TRUE`), as many hand-made registry setups have.
     pub fn start_tls_self_signed_ca() -> Registry {
-        let mut registry = Self::start_kind(true);
+        let mut registry = Self::start_kind(&Auth::Htpasswd);
         // Restart with the self-signed certificate in place of the CA-signed one.
         registry.stop();
         let dir = registry.dir.path().to_path_buf();
@@ -54,19 +67,22 @@ impl Registry {
         registry
     }
 
-    fn start_kind(tls: bool) -> Registry {
+    fn start_kind(auth: &Auth) -> Registry {
+        let tls = !matches!(auth, Auth::None);
         // A port picked by the kernel can be taken again before the registry binds it: retry.
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             if tls {
                 make_certificate(dir.path());
+            }
+            if matches!(auth, Auth::Htpasswd) {
                 make_htpasswd(dir.path());
             }
             let port = free_port();
             let config_path = write_file(
                 dir.path(),
                 "config.yml",
-                &config_yaml(dir.path(), port, tls),
+                &config_yaml(dir.path(), port, auth),
             );
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
             let mut cmd = Command::new(tools::docker_registry());
@@ -77,9 +93,14 @@ impl Registry {
                 .stderr(log);
             die_with_parent(&mut cmd);
             let child = cmd.spawn().expect("start docker-registry");
+            let extra_ca = match auth {
+                Auth::Token { service_ca, .. } => Some(service_ca.clone()),
+                _ => None,
+            };
             let mut registry = Registry {
                 port,
                 tls,
+                extra_ca,
                 dir,
                 child: Some(child),
             };
@@ -138,12 +159,25 @@ impl Registry {
         self.dir.path().join("ca.crt")
     }
 
-    /// A folder holding only the CA certificate, as skopeo's --cert-dir wants.
+    /// A folder holding only the CA certificates (the registry's, and the token service's if
+    /// any), as skopeo's --cert-dir wants.
     pub fn cert_dir(&self) -> PathBuf {
         let dir = self.dir.path().join("certs.d");
         std::fs::create_dir_all(&dir).expect("cert dir");
         std::fs::copy(self.certificate(), dir.join("ca.crt")).expect("copy ca");
+        if let Some(extra) = &self.extra_ca {
+            std::fs::copy(extra, dir.join("token-service-ca.crt")).expect("copy ca");
+        }
         dir
+    }
+
+    /// One PEM file with every CA a client needs (for `SSL_CERT_FILE` of Go tools).
+    pub fn ca_bundle(&self) -> PathBuf {
+        let mut pem = std::fs::read_to_string(self.certificate()).expect("read ca");
+        if let Some(extra) = &self.extra_ca {
+            pem.push_str(&std::fs::read_to_string(extra).expect("read ca"));
+        }
+        write_file(self.dir.path(), "ca-bundle.pem", &pem)
     }
 
     /// Writes a docker config.json with `user:password` for this registry into `dir`.
@@ -240,7 +274,18 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn config_yaml(dir: &Path, port: u16, tls: bool) -> String {
+/// How the registry asks clients to authenticate.
+enum Auth {
+    None,
+    Htpasswd,
+    Token {
+        realm: String,
+        root_certificate: PathBuf,
+        service_ca: PathBuf,
+    },
+}
+
+fn config_yaml(dir: &Path, port: u16, auth: &Auth) -> String {
     let mut config = format!(
         "version: 0.1\n\
          log: {{level: info, accesslog: {{disabled: true}}}}\n\
@@ -248,14 +293,29 @@ fn config_yaml(dir: &Path, port: u16, tls: bool) -> String {
          http:\n  addr: 127.0.0.1:{port}\n  secret: not-a-secret\n",
         data = dir.join("data").display()
     );
-    if tls {
+    if !matches!(auth, Auth::None) {
         config.push_str(&format!(
-            "  tls: {{certificate: {crt}, key: {key}}}\n\
-             auth:\n  htpasswd: {{realm: imagegate-test, path: {htpasswd}}}\n",
+            "  tls: {{certificate: {crt}, key: {key}}}\n",
             crt = dir.join("server.crt").display(),
             key = dir.join("server.key").display(),
-            htpasswd = dir.join("htpasswd").display()
         ));
+    }
+    match auth {
+        Auth::None => {}
+        Auth::Htpasswd => config.push_str(&format!(
+            "auth:\n  htpasswd: {{realm: imagegate-test, path: {htpasswd}}}\n",
+            htpasswd = dir.join("htpasswd").display()
+        )),
+        Auth::Token {
+            realm,
+            root_certificate,
+            ..
+        } => config.push_str(&format!(
+            "auth:\n  token: {{realm: \"{realm}\", service: {service}, issuer: {issuer}, rootcertbundle: {root}}}\n",
+            service = token_standin::SERVICE,
+            issuer = token_standin::ISSUER,
+            root = root_certificate.display()
+        )),
     }
     config
 }
