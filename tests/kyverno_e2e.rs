@@ -5,13 +5,14 @@
 
 mod testbed;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use testbed::fixtures::{self, ImageSpec, Layout};
 use testbed::moto::Moto;
 use testbed::registry::Registry;
+use testbed::rekor_standin::{Recorded, TransparencyLog};
 use testbed::vault_standin::{KeyType, VaultStandin};
 use testbed::{Imagegate, Output, run_with_timeout, temp_dir, tools, write_file};
 
@@ -441,4 +442,290 @@ spec:
     out.expect_code(2);
     assert!(out.stderr.contains("broken.yaml:"), "{}", out.stderr);
     assert!(out.stderr.contains("verifyImages[0]"), "{}", out.stderr);
+}
+
+/// What the transparency-log entry records besides the truth.
+enum Recording<'a> {
+    Faithfully,
+    AnotherPayload,
+    AnotherKey(&'a str),
+}
+
+/// Signs `image` (by digest) as a CI job that uploads to Rekor does: cosign makes the payload
+/// (`cosign generate`) and signs it (`cosign sign-blob`), `log` records an entry, and
+/// `cosign attach signature --rekor-response` stores signature and bundle together.
+fn sign_into_log(
+    image: &str,
+    key: &str,
+    public: &str,
+    log: &TransparencyLog,
+    dir: &Path,
+    recording: Recording<'_>,
+) {
+    let generated = cosign(&["generate", "--allow-http-registry", image], &[]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let payload = write_file(dir, "payload.json", &generated.stdout);
+    let signed = cosign(
+        &[
+            "sign-blob",
+            "--yes",
+            "--key",
+            key,
+            "--tlog-upload=false",
+            &payload.display().to_string(),
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    let signature = signed.stdout.trim().to_string();
+    let signature_file = write_file(dir, "signature.b64", &signature);
+    let other_payload = generated
+        .stdout
+        .replace("\"optional\":null", "\"optional\":{}");
+    let recorded = match recording {
+        Recording::Faithfully => Recorded {
+            signature_b64: &signature,
+            payload: generated.stdout.as_bytes(),
+            public_key_pem: public,
+        },
+        Recording::AnotherPayload => Recorded {
+            signature_b64: &signature,
+            payload: other_payload.as_bytes(),
+            public_key_pem: public,
+        },
+        Recording::AnotherKey(pem) => Recorded {
+            signature_b64: &signature,
+            payload: generated.stdout.as_bytes(),
+            public_key_pem: pem,
+        },
+    };
+    let bundle = log.bundle_file(dir, "bundle.json", &recorded);
+    let attached = cosign(
+        &[
+            "attach",
+            "signature",
+            "--allow-http-registry",
+            "--payload",
+            &payload.display().to_string(),
+            "--signature",
+            &signature_file.display().to_string(),
+            "--rekor-response",
+            &bundle.display().to_string(),
+            image,
+        ],
+        &[],
+    );
+    assert_eq!(attached.code, 0, "{}", attached.stderr);
+}
+
+fn rekor_policy(registry: &Registry, dir: &Path, name: &str, public: &str, rekor: &str) -> PathBuf {
+    write_file(
+        dir,
+        name,
+        &verify_policy(
+            registry,
+            "Enforce",
+            &format!(
+                "keys:\n                    publicKeys: |-\n{}\n                    rekor:\n                      pubkey: |-\n{}",
+                indent(public, 22),
+                indent(rekor, 24)
+            ),
+        ),
+    )
+}
+
+/// `cosign verify` trusting `rekor_key` for bundles (offline: the bundle is all it reads).
+fn cosign_verify_with_log(image: &str, public_file: &Path, rekor_key: &Path) -> Output {
+    cosign(
+        &[
+            "verify",
+            "--allow-http-registry",
+            "--key",
+            &public_file.display().to_string(),
+            image,
+        ],
+        &[(
+            "SIGSTORE_REKOR_PUBLIC_KEY",
+            &rekor_key.display().to_string(),
+        )],
+    )
+}
+
+#[test]
+fn a_rekor_bundle_is_judged_offline_as_cosign_judges_it() {
+    let registry = Registry::start();
+    let (layout, _dir) = push(&registry, "app:v1", &ImageSpec::rich());
+    let image = registry.image(&format!("app@{}", layout.digest));
+    let work = temp_dir();
+    let (key, public) = cosign_keys(work.path());
+    let public_file = write_file(work.path(), "release.pub", &public);
+    let log = TransparencyLog::new();
+    let other_log = TransparencyLog::new();
+    let log_key = log.write_public_key(work.path(), "rekor.pub");
+    let other_log_key = other_log.write_public_key(work.path(), "other-rekor.pub");
+    sign_into_log(
+        &image,
+        &key,
+        &public,
+        &log,
+        work.path(),
+        Recording::Faithfully,
+    );
+
+    // cosign accepts the bundle with the log's key, offline.
+    let verified = cosign_verify_with_log(&image, &public_file, &log_key);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert!(
+        verified
+            .stderr
+            .contains("transparency log was verified offline"),
+        "{}",
+        verified.stderr
+    );
+    // So does the policy naming that log's key.
+    let policy = rekor_policy(
+        &registry,
+        work.path(),
+        "log.yaml",
+        &public,
+        log.public_pem(),
+    );
+    let out = check(&registry, "app:v1", &policy).run();
+    out.expect_code(0);
+
+    // Another log's key: cosign refuses, and so does the policy, with cosign's reason.
+    let refused = cosign_verify_with_log(&image, &public_file, &other_log_key);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("rekor log public key not found"),
+        "{}",
+        refused.stderr
+    );
+    let policy = rekor_policy(
+        &registry,
+        work.path(),
+        "other.yaml",
+        &public,
+        other_log.public_pem(),
+    );
+    let out = check(&registry, "app:v1", &policy).run();
+    out.expect_code(1);
+    assert!(
+        out.stdout
+            .contains("rekor log public key not found for payload"),
+        "{}",
+        out.stdout
+    );
+
+    // `imagegate verify --rekor-public-key` makes the same offline check.
+    let verify = |rekor: &Path| {
+        Imagegate::new()
+            .args(["--insecure-registry", &registry.host(), "verify", &image])
+            .args(["--key", &public_file.display().to_string()])
+            .args(["--rekor-public-key", &rekor.display().to_string()])
+            .run()
+    };
+    let out = verify(&log_key);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("transparency-log bundles verified offline"),
+        "{}",
+        out.stderr
+    );
+    let out = verify(&other_log_key);
+    out.expect_code(1);
+    assert!(
+        out.stderr
+            .contains("rekor log public key not found for payload"),
+        "{}",
+        out.stderr
+    );
+    // The same through cosign's environment variable.
+    Imagegate::new()
+        .env("SIGSTORE_REKOR_PUBLIC_KEY", log_key.display().to_string())
+        .args(["--insecure-registry", &registry.host(), "verify", &image])
+        .args(["--key", &public_file.display().to_string()])
+        .run()
+        .expect_code(0);
+    // A key file that cannot be read is bad input, named.
+    let out = verify(&public_file.with_file_name("missing.pub"));
+    out.expect_code(2);
+    assert!(out.stderr.contains("missing.pub"), "{}", out.stderr);
+}
+
+#[test]
+fn a_rekor_entry_for_another_payload_or_key_is_refused_as_cosign_refuses_it() {
+    let registry = Registry::start();
+    let work = temp_dir();
+    let (key, public) = cosign_keys(work.path());
+    let public_file = write_file(work.path(), "release.pub", &public);
+    let (_, stranger_public) = {
+        let dir = temp_dir();
+        let keys = cosign_keys(dir.path());
+        (dir, keys.1)
+    };
+    let log = TransparencyLog::new();
+    let log_key = log.write_public_key(work.path(), "rekor.pub");
+    let policy = rekor_policy(
+        &registry,
+        work.path(),
+        "log.yaml",
+        &public,
+        log.public_pem(),
+    );
+
+    // cosign reads the entry before comparing it: the signature must verify over the hash the
+    // entry records with the key it records, so a doctored entry fails there.
+    let reason = "failed to extract signature from bundle: verifying signature";
+    let cases = [
+        ("payload", Recording::AnotherPayload),
+        ("key", Recording::AnotherKey(&stranger_public)),
+    ];
+    for (repo, recording) in cases {
+        let (layout, _dir) = push(&registry, &format!("{repo}:v1"), &ImageSpec::rich());
+        let image = registry.image(&format!("{repo}@{}", layout.digest));
+        let dir = temp_dir();
+        sign_into_log(&image, &key, &public, &log, dir.path(), recording);
+
+        let cosign_says = cosign_verify_with_log(&image, &public_file, &log_key);
+        assert_ne!(
+            cosign_says.code, 0,
+            "cosign accepted: {}",
+            cosign_says.stderr
+        );
+        assert!(
+            cosign_says.stderr.contains(reason),
+            "{}",
+            cosign_says.stderr
+        );
+
+        let out = check(&registry, &format!("{repo}:v1"), &policy).run();
+        out.expect_code(1);
+        assert!(out.stdout.contains(reason), "{repo}: {}", out.stdout);
+    }
+
+    // A signature without a bundle: verify with a log key says what is missing.
+    let (layout, _dir) = push(&registry, "plain:v1", &ImageSpec::rich());
+    let image = registry.image(&format!("plain@{}", layout.digest));
+    let signed = cosign(
+        &[
+            "sign",
+            "--yes",
+            "--key",
+            &key,
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            &image,
+        ],
+        &[("COSIGN_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    let out = Imagegate::new()
+        .args(["--insecure-registry", &registry.host(), "verify", &image])
+        .args(["--key", &public_file.display().to_string()])
+        .args(["--rekor-public-key", &log_key.display().to_string()])
+        .run();
+    out.expect_code(1);
+    assert!(out.stderr.contains("has no Rekor bundle"), "{}", out.stderr);
 }

@@ -48,7 +48,7 @@ fn required_keys_lists_every_static_key_once() {
         vec!["https://slsa.dev/provenance/v0.2".to_string()]
     );
     assert_eq!(sample.rekor_keys.len(), 1);
-    assert_eq!(sample.rekor_keys[0].key, key(REKOR_KEY));
+    assert_eq!(sample.rekor_keys[0].id, key(REKOR_KEY));
     assert!(matches!(&sample.material, KeyMaterial::Pem(p) if p.contains("8nXRh950")));
     assert_eq!(
         sample.wanted_by,

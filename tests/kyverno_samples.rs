@@ -369,7 +369,7 @@ fn gcpkms_with_mutate_digest_off_uses_the_kms_uri() {
     let image = "ghcr.io/kyverno/test-verify-image:v1";
     let mut sigs = signatures(&[], &[]);
     sigs.found = signatures(&[Sig::default()], &[]).found;
-    sigs.found[0].has_bundle = false;
+    sigs.found[0].tlog = None;
     sigs.checks.insert(
         imagegate::facts::KeyId::Uri(uri.into()),
         imagegate::facts::KeyCheck::Checked {

@@ -181,8 +181,11 @@ impl Rules {
                 if !wanted.attestation_types.is_empty() {
                     options.attestation_keys.push(request);
                 }
+                options.rekor_keys.extend(wanted.rekor_keys.iter().cloned());
             }
         }
+        options.rekor_keys.sort();
+        options.rekor_keys.dedup();
         for list in [&mut options.keys, &mut options.attestation_keys]
             .into_iter()
             .chain(options.other_repositories.values_mut())

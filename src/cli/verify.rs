@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 
 use super::{Context, parse_annotation};
+use crate::cosign::bundle::RekorKey;
 use crate::cosign::{sigimage, verify};
 use crate::error::{Error, Exit};
 use crate::keys::{self, KeyRef};
@@ -34,6 +35,13 @@ pub struct VerifyArgs {
     /// An annotation the signed payload must carry (repeatable).
     #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = parse_annotation)]
     pub annotations: Vec<(String, String)>,
+
+    /// Also require each signature's Rekor bundle from the log with this public key (PEM file):
+    /// its entry must record the signature, payload and key, and its signed entry timestamp
+    /// must verify, checked offline as cosign does. Without it the transparency log is not
+    /// consulted (as `cosign verify --insecure-ignore-tlog`).
+    #[arg(long, value_name = "FILE", env = "SIGSTORE_REKOR_PUBLIC_KEY")]
+    pub rekor_public_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
@@ -48,6 +56,10 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
         .iter()
         .map(|k| KeyRef::parse(k))
         .collect::<Result<Vec<_>, _>>()?;
+    let rekor = match &args.rekor_public_key {
+        Some(path) => Some(read_rekor_key(path)?),
+        None => None,
+    };
     let registry = ctx.registry().await?;
     let source = ImageSource::Registry(image.clone());
     let store = Store::open(&source, || Ok(registry))?;
@@ -76,6 +88,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
         digest: Some(digest.clone()),
         identity: args.identity.clone(),
         annotations: args.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+        rekor,
     };
 
     let mut payloads = BTreeMap::new();
@@ -123,8 +136,13 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
             details,
         });
     }
+    let tlog = if claims.rekor.is_some() {
+        ", their transparency-log bundles verified offline"
+    } else {
+        ""
+    };
     ctx.note(&format!(
-        "Verification for {pinned}: the cosign claims were validated and the signatures verified against the given key(s)"
+        "Verification for {pinned}: the cosign claims were validated{tlog} and the signatures verified against the given key(s)"
     ));
     // As cosign: the verified payloads on stdout, as a JSON array.
     let values: Vec<serde_json::Value> = payloads
@@ -136,4 +154,19 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
         serde_json::to_string(&values).unwrap_or_else(|_| "[]".into())
     );
     Ok(Exit::Passed)
+}
+
+/// The Rekor public key file of `--rekor-public-key`.
+fn read_rekor_key(path: &std::path::Path) -> Result<RekorKey, Error> {
+    let hint = Some(
+        "pass the transparency log's public key as a PEM file (a Rekor server hands it out at /api/v1/log/publicKey)".to_string(),
+    );
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        message: format!("cannot read the Rekor public key {}: {e}", path.display()),
+        hint: hint.clone(),
+    })?;
+    RekorKey::from_pem(&text).map_err(|e| Error::Input {
+        message: format!("{}: {e}", path.display()),
+        hint,
+    })
 }

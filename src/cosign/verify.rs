@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
+use super::bundle::{self, RekorKey};
 use super::payload::{self, Payload};
 use super::sigimage::{
-    Descriptor, MAX_PAYLOAD, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, SigImage, decode_b64,
+    BUNDLE_ANNOTATION, Descriptor, MAX_PAYLOAD, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, SigImage,
+    decode_b64,
 };
 use crate::digest::Digest;
 use crate::keys::PublicKey;
@@ -71,6 +73,9 @@ pub struct Claims {
     pub identity: Option<String>,
     /// `-a KEY=VALUE`: the payload's annotations must include each.
     pub annotations: BTreeMap<String, String>,
+    /// `--rekor-public-key`: the layer must carry a Rekor bundle from this log that records
+    /// this signature, payload and key (cosign's offline transparency-log check).
+    pub rekor: Option<RekorKey>,
 }
 
 /// A signature that verified, with its parsed payload.
@@ -147,7 +152,36 @@ fn check_one(
             return Err(format!("the payload lacks the annotation {k}={v}"));
         }
     }
+    if let Some(rekor) = &claims.rekor {
+        check_bundle(sig, annotation, &bytes, key, rekor)
+            .map_err(|e| format!("error verifying bundle: {e}"))?;
+    }
     Ok((payload, bytes))
+}
+
+/// cosign's `VerifyBundle` for a key-signed layer: the bundle's entry records this signature,
+/// this payload's hash and `key`, and its SET verifies with `rekor`.
+fn check_bundle(
+    sig: &FetchedSignature,
+    signature_b64: &str,
+    payload: &[u8],
+    key: &PublicKey,
+    rekor: &RekorKey,
+) -> Result<(), String> {
+    let text = sig.layer.annotation(BUNDLE_ANNOTATION).ok_or(
+        "the layer has no Rekor bundle, so its presence in the transparency log cannot be checked offline",
+    )?;
+    let parsed = bundle::parse(text)?;
+    let entry = parsed.check_holds(signature_b64, payload)?;
+    if &entry.key_id() != key.id() {
+        return Err(format!(
+            "comparing public key PEMs: the log entry records {}, not the {} key {}",
+            entry.key_id(),
+            key.kind(),
+            key.id()
+        ));
+    }
+    parsed.verify_set(rekor)
 }
 
 /// The payload's docker-reference is the expected repository, or a tagged reference to it.

@@ -10,10 +10,10 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::{
-    FoundAttestation, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyRequest, KeySource,
-    PlatformFacts, ScanReport, SignatureFacts,
+    FoundAttestation, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId, KeyRequest,
+    KeySource, PlatformFacts, RekorKey, ScanReport, SignatureFacts, TlogFacts,
 };
-use crate::cosign::{attestation, payload, sigimage, verify};
+use crate::cosign::{attestation, bundle, payload, sigimage, verify};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
@@ -33,6 +33,8 @@ pub struct GatherOptions {
     /// Signatures kept in other repositories (a policy's `repository`), keyed by the repository
     /// as written, with the keys to check them with.
     pub other_repositories: BTreeMap<String, Vec<KeyRequest>>,
+    /// Transparency-log keys to check signatures' Rekor bundles with.
+    pub rekor_keys: Vec<RekorKey>,
     /// The name a local layout is judged under (`--image-name`).
     pub image_name: Option<ImageRef>,
     /// A signature made in this run and not (yet) stored (`gate --dry-run`): judged as if it
@@ -67,10 +69,20 @@ pub async fn gather(
                 message: format!("a policy names the signature repository '{repository}', which is not a repository: {}", e.reason),
                 hint: None,
             })?;
-            let facts = signatures(g, source, &digest, Some(&location), keys, &[], None).await?;
+            let wanted = Wanted {
+                keys,
+                attestation_keys: &[],
+                rekor_keys: &options.rekor_keys,
+            };
+            let facts = signatures(g, source, &digest, Some(&location), &wanted, None).await?;
             out.insert(repository.clone(), facts);
         }
         Ok::<_, Error>(out)
+    };
+    let own = Wanted {
+        keys: &options.keys,
+        attestation_keys: &options.attestation_keys,
+        rekor_keys: &options.rekor_keys,
     };
     let (platforms, signatures, elsewhere) = tokio::join!(
         platforms(g.store, resolved),
@@ -79,8 +91,7 @@ pub async fn gather(
             source,
             &digest,
             None,
-            &options.keys,
-            &options.attestation_keys,
+            &own,
             options.pending_signature.as_ref()
         ),
         elsewhere
@@ -309,10 +320,14 @@ async fn signatures(
     source: &ImageSource,
     digest: &Digest,
     location: Option<&ImageRef>,
-    keys: &[KeyRequest],
-    attestation_keys: &[KeyRequest],
+    wanted: &Wanted<'_>,
     pending: Option<&verify::FetchedSignature>,
 ) -> Result<SignatureFacts, Error> {
+    let Wanted {
+        keys,
+        attestation_keys,
+        ..
+    } = *wanted;
     if keys.is_empty() && attestation_keys.is_empty() {
         return Ok(SignatureFacts::default());
     }
@@ -322,7 +337,7 @@ async fn signatures(
             let public = public_keys(g, keys).await?;
             return Ok(checked(
                 std::slice::from_ref(pending),
-                keys,
+                wanted,
                 &public,
                 digest,
                 "the signature made in this dry run",
@@ -364,7 +379,7 @@ async fn signatures(
     fetched.extend(pending.cloned());
     let mut facts = checked(
         &fetched,
-        keys,
+        wanted,
         &public,
         digest,
         &format!("{sig_ref} does not exist"),
@@ -397,19 +412,45 @@ async fn signatures(
     Ok(facts)
 }
 
-/// Signature facts for `fetched`, checked with each of `keys`; `absent` says where signatures
-/// were looked for when there are none.
+/// The keys signatures are checked with.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    keys: &'a [KeyRequest],
+    attestation_keys: &'a [KeyRequest],
+    rekor_keys: &'a [RekorKey],
+}
+
+/// Signature facts for `fetched`, checked with each of the wanted keys (and their Rekor
+/// bundles with each Rekor key); `absent` says where signatures were looked for when there
+/// are none.
 fn checked(
     fetched: &[verify::FetchedSignature],
-    keys: &[KeyRequest],
-    public: &[(super::KeyId, Result<PublicKey, String>)],
+    wanted: &Wanted<'_>,
+    public: &[(KeyId, Result<PublicKey, String>)],
     digest: &Digest,
     absent: &str,
 ) -> SignatureFacts {
+    let keys = wanted.keys;
+    let rekor: Vec<(KeyId, Result<bundle::RekorKey, String>)> = wanted
+        .rekor_keys
+        .iter()
+        .map(|r| (r.id.clone(), bundle::RekorKey::from_pem(&r.pem)))
+        .collect();
     let mut facts = SignatureFacts {
-        found: fetched.iter().map(found_signature).collect(),
+        found: fetched.iter().map(|f| found_signature(f, &rekor)).collect(),
         ..SignatureFacts::default()
     };
+    // cosign accepts a bundle only for the key the entry records: note which keys those are.
+    for (id, key) in public {
+        let Ok(key) = key else { continue };
+        for found in &mut facts.found {
+            if let Some(tlog) = &mut found.tlog
+                && tlog.entry_key.as_ref() == Some(key.id())
+            {
+                tlog.entry_key_of.push(id.clone());
+            }
+        }
+    }
     let claims = verify::Claims {
         digest: Some(digest.clone()),
         ..verify::Claims::default()
@@ -448,7 +489,7 @@ fn checked(
 async fn public_keys(
     g: &Gatherer<'_>,
     requests: &[KeyRequest],
-) -> Result<Vec<(super::KeyId, Result<PublicKey, String>)>, Error> {
+) -> Result<Vec<(KeyId, Result<PublicKey, String>)>, Error> {
     let mut out = Vec::new();
     for request in requests {
         let key = match &request.source {
@@ -476,7 +517,10 @@ async fn public_keys(
     Ok(out)
 }
 
-fn found_signature(sig: &verify::FetchedSignature) -> FoundSignature {
+fn found_signature(
+    sig: &verify::FetchedSignature,
+    rekor: &[(KeyId, Result<bundle::RekorKey, String>)],
+) -> FoundSignature {
     let parsed = sig
         .payload
         .as_ref()
@@ -492,13 +536,58 @@ fn found_signature(sig: &verify::FetchedSignature) -> FoundSignature {
             .map(|p| p.manifest_digest.clone())
             .unwrap_or_default(),
         annotations: parsed.map(|p| p.annotations).unwrap_or_default(),
-        has_bundle: sig.layer.annotation(sigimage::BUNDLE_ANNOTATION).is_some(),
-        bundle_verified_by: Vec::new(),
+        tlog: sig
+            .layer
+            .annotation(sigimage::BUNDLE_ANNOTATION)
+            .map(|text| tlog_facts(text, sig, rekor)),
         has_certificate: sig
             .layer
             .annotation(sigimage::CERTIFICATE_ANNOTATION)
             .is_some(),
     }
+}
+
+/// A layer's Rekor bundle, checked as cosign checks it: the entry must record this layer's
+/// signature and payload hash; the SET is checked with every Rekor key the rules name.
+fn tlog_facts(
+    text: &str,
+    sig: &verify::FetchedSignature,
+    rekor: &[(KeyId, Result<bundle::RekorKey, String>)],
+) -> TlogFacts {
+    let parsed = match bundle::parse(text) {
+        Ok(b) => b,
+        Err(e) => {
+            return TlogFacts {
+                problem: Some(e),
+                ..TlogFacts::default()
+            };
+        }
+    };
+    let mut facts = TlogFacts {
+        log_id: parsed.log_id.clone(),
+        log_index: parsed.log_index,
+        integrated_time: parsed.integrated_time,
+        ..TlogFacts::default()
+    };
+    let signature = sig
+        .layer
+        .annotation(sigimage::SIGNATURE_ANNOTATION)
+        .unwrap_or_default();
+    match &sig.payload {
+        Ok(payload) => match parsed.check_holds(signature, payload) {
+            Ok(entry) => facts.entry_key = Some(entry.key_id()),
+            Err(e) => facts.problem = Some(e),
+        },
+        Err(e) => facts.problem = Some(format!("reading payload: {e}")),
+    }
+    for (id, key) in rekor {
+        let verdict = match key {
+            Ok(key) => parsed.verify_set(key),
+            Err(e) => Err(e.clone()),
+        };
+        facts.set_checks.insert(id.clone(), verdict);
+    }
+    facts
 }
 
 #[cfg(test)]

@@ -248,13 +248,38 @@ pub struct FoundSignature {
     pub manifest_digest: String,
     /// `optional` of the payload (cosign `-a` annotations), flattened to strings.
     pub annotations: BTreeMap<String, String>,
-    /// The layer carries a Rekor bundle (`dev.sigstore.cosign/bundle`).
-    pub has_bundle: bool,
-    /// Rekor public keys (named by policies) whose signed entry timestamp in the bundle
-    /// verifies and whose entry matches this signature. Empty without a bundle.
-    pub bundle_verified_by: Vec<KeyId>,
+    /// The layer's Rekor bundle (`dev.sigstore.cosign/bundle`), checked offline; `None`
+    /// when the layer carries none.
+    pub tlog: Option<TlogFacts>,
     /// The layer carries a certificate (keyless signing).
     pub has_certificate: bool,
+}
+
+/// What a signature's Rekor bundle says, checked as cosign's `VerifyBundle` checks it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlogFacts {
+    pub log_id: String,
+    pub log_index: i64,
+    /// When the log integrated the entry (Unix seconds).
+    pub integrated_time: i64,
+    /// Why the bundle does not vouch for this layer: unreadable, or its entry records another
+    /// signature or another payload's hash. `None` when the entry is this layer's.
+    pub problem: Option<String>,
+    /// The id of the public key the log entry records.
+    pub entry_key: Option<KeyId>,
+    /// The checked keys (as in [`SignatureFacts::checks`]) that are the entry's key; cosign
+    /// accepts a bundle only for the key it verifies with.
+    pub entry_key_of: Vec<KeyId>,
+    /// For each Rekor key the rules name: whether the bundle names its log and its signed
+    /// entry timestamp verifies, or why not.
+    pub set_checks: BTreeMap<KeyId, Result<(), String>>,
+}
+
+/// A transparency log's public key a rule names (Kyverno's `rekor.pubkey`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RekorKey {
+    pub id: KeyId,
+    pub pem: String,
 }
 
 /// One in-toto attestation stored for the image.

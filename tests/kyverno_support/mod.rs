@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use imagegate::digest::Digest;
 use imagegate::facts::{
-    FoundAttestation, FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts,
+    FoundAttestation, FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts, TlogFacts,
 };
 use imagegate::policy::kyverno::{EvalContext, KyvernoSet, evaluate, load_str};
 use imagegate::policy::{Finding, Outcome};
@@ -101,8 +101,10 @@ pub fn signatures(sigs: &[Sig], checked: &[&str]) -> SignatureFacts {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            has_bundle: s.bundle.is_some(),
-            bundle_verified_by: s.bundle.clone().unwrap_or_default(),
+            tlog: s
+                .bundle
+                .as_ref()
+                .map(|verified_by| tlog(&s.verified_by, verified_by)),
             has_certificate: s.certificate,
         })
         .collect();
@@ -127,6 +129,32 @@ pub fn signatures(sigs: &[Sig], checked: &[&str]) -> SignatureFacts {
         checks,
         unavailable: None,
         attestations: Vec::new(),
+    }
+}
+
+/// A bundle whose entry records the signing key(s) `signed_by`; of the test keys that could be
+/// Rekor keys, those in `rekor` verify its SET and the others name another log.
+fn tlog(signed_by: &[KeyId], rekor: &[KeyId]) -> TlogFacts {
+    let set_checks = [SAMPLE_KEY, KEY_B, KEY_C, REKOR_KEY]
+        .iter()
+        .map(|pem| {
+            let id = key(pem);
+            let verdict = if rekor.contains(&id) {
+                Ok(())
+            } else {
+                Err("verifying bundle: rekor log public key not found for payload".to_string())
+            };
+            (id, verdict)
+        })
+        .collect();
+    TlogFacts {
+        log_id: "test-log".into(),
+        log_index: 1,
+        integrated_time: 1_700_000_000,
+        problem: None,
+        entry_key: signed_by.first().cloned(),
+        entry_key_of: signed_by.to_vec(),
+        set_checks,
     }
 }
 

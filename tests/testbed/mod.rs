@@ -14,6 +14,8 @@
 //!   endpoints with real keys and signatures, on the server in [`standin`].
 //! - [`token_standin`]: a stand-in for a registry's token service (docker token auth), in front
 //!   of the real registry, which checks every token it hands out.
+//! - [`rekor_standin`]: a stand-in for a Rekor log's answers (entry and signed entry
+//!   timestamp), written as the bundle file cosign attaches and judges.
 #![allow(dead_code)]
 
 pub mod azure_standin;
@@ -23,6 +25,7 @@ pub mod k8s_standin;
 pub mod moto;
 pub mod raw;
 pub mod registry;
+pub mod rekor_standin;
 pub mod standin;
 pub mod stub;
 pub mod token_standin;

@@ -5,7 +5,7 @@ use super::cfg::{AttestorSet, ImageVerification, Rekor};
 use super::load::{KyvernoSet, PolicyKind};
 use super::vars::{self, Scope};
 use super::verify::{KeyMaterial, expand_static_keys, split_pem, static_key};
-use crate::facts::KeyId;
+use crate::facts::{KeyId, RekorKey};
 
 /// One key to verify with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,16 +22,10 @@ pub struct KeyRequest {
     /// Attestations of these predicate types must be checked with the key.
     pub attestation_types: Vec<String>,
     /// Rekor public keys the policy names for bundles of signatures made with this key; the
-    /// gatherer records in `bundle_verified_by` which of them verify a signature's bundle.
+    /// gatherer checks each signature's bundle with them (`TlogFacts::set_checks`).
     pub rekor_keys: Vec<RekorKey>,
     /// `ClusterPolicy/name rule r` for each rule asking.
     pub wanted_by: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RekorKey {
-    pub key: KeyId,
-    pub pem: String,
 }
 
 /// Every static key the policies that apply in `namespace` name (ClusterPolicies, and
@@ -149,7 +143,7 @@ fn rekor_key(rekor: Option<&Rekor>) -> Option<RekorKey> {
     }
     let key = KeyId::for_public_key_pem(&r.pubkey).ok()?;
     Some(RekorKey {
-        key,
+        id: key,
         pem: r.pubkey.clone(),
     })
 }

@@ -38,6 +38,6 @@ mod workload;
 pub use error::{FieldPath, KyvernoError, PolicyProblem, Segment};
 pub use eval::{EvalContext, evaluate, severity};
 pub use image::KyvernoImage;
-pub use keys::{KeyRequest, RekorKey, required_keys};
+pub use keys::{KeyRequest, required_keys};
 pub use load::{KyvernoSet, Policy, PolicyKind, load, load_str};
 pub use verify::KeyMaterial;

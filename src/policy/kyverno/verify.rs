@@ -28,7 +28,7 @@ use super::eval::{RuleResult, Verdict};
 use super::image::KyvernoImage;
 use super::vars::Scope;
 use super::wildcard;
-use crate::facts::{FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts};
+use crate::facts::{FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts, TlogFacts};
 
 /// What the verify pass needs besides the rule.
 pub struct Input<'a> {
@@ -213,7 +213,8 @@ fn check_signatures(
     let candidates: Vec<&FoundSignature> = if tlog.ignore {
         verified
     } else {
-        let bundled: Vec<&FoundSignature> = verified.into_iter().filter(|s| s.has_bundle).collect();
+        let bundled: Vec<&FoundSignature> =
+            verified.into_iter().filter(|s| s.tlog.is_some()).collect();
         if bundled.is_empty() {
             return Check::Fail(
                 "no matching signatures: the signature has no transparency-log (Rekor) bundle, and the policy does not set rekor.ignoreTlog: true, so Kyverno requires the signature in the transparency log".into(),
@@ -228,14 +229,25 @@ fn check_signatures(
             Ok(id) => id,
             Err(e) => return Check::Fail(format!("failed to load Rekor public keys: {e}")),
         };
-        let accepted: Vec<&FoundSignature> = bundled
-            .into_iter()
-            .filter(|s| s.bundle_verified_by.contains(&rekor_id))
-            .collect();
+        let mut reasons = Vec::new();
+        let mut accepted = Vec::new();
+        for sig in bundled {
+            let Some(facts) = &sig.tlog else { continue };
+            match bundle_verdict(facts, key, &rekor_id) {
+                BundleVerdict::Accepted => accepted.push(sig),
+                BundleVerdict::Refused(why) => reasons.push(why),
+                BundleVerdict::NotChecked => {
+                    return Check::Unknown(format!(
+                        "the signature's Rekor bundle was not checked with the policy's rekor.pubkey ({rekor_id})"
+                    ));
+                }
+            }
+        }
         if accepted.is_empty() {
-            return Check::Fail(
-                "no matching signatures: the signature's Rekor bundle does not verify with the policy's rekor.pubkey".into(),
-            );
+            return Check::Fail(format!(
+                "no matching signatures: error verifying bundle: {}",
+                reasons.join("\n ")
+            ));
         }
         accepted
     };
@@ -249,6 +261,30 @@ fn check_signatures(
         return Check::Fail("no signature matched the required annotations".into());
     }
     Check::Pass
+}
+
+enum BundleVerdict {
+    Accepted,
+    Refused(String),
+    NotChecked,
+}
+
+/// cosign's `VerifyBundle` for a signature verified with `key`: the entry records this
+/// signature, payload and key, and the SET verifies with the policy's Rekor key.
+fn bundle_verdict(tlog: &TlogFacts, key: &KeyId, rekor: &KeyId) -> BundleVerdict {
+    if let Some(problem) = &tlog.problem {
+        return BundleVerdict::Refused(problem.clone());
+    }
+    if !tlog.entry_key_of.contains(key) {
+        return BundleVerdict::Refused(format!(
+            "comparing public key PEMs: the log entry records another key than {key}"
+        ));
+    }
+    match tlog.set_checks.get(rekor) {
+        None => BundleVerdict::NotChecked,
+        Some(Err(why)) => BundleVerdict::Refused(why.clone()),
+        Some(Ok(())) => BundleVerdict::Accepted,
+    }
 }
 
 const KEYLESS_OFFLINE: &str = "keyless verification needs Fulcio roots and Rekor online (and the certificate identity checked against them); not evaluated offline";
