@@ -2,6 +2,7 @@
 //! or `SSL_CERT_FILE`, plus every `--ca-file`), insecure mode for named hosts only, timeouts,
 //! bounded retries with backoff, and size caps on what is read.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -271,24 +272,43 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Whether a transport error is worth another try.
 pub fn transport_error_is_transient(err: &reqwest::Error) -> bool {
-    if err.is_timeout() || err.is_connect() {
-        return true;
-    }
+    use std::io::ErrorKind::*;
     // Connection resets and broken pipes surface as request/body errors with an io::Error inside.
+    err.is_timeout()
+        || err.is_connect()
+        || io_error_kind(err).is_some_and(|kind| {
+            matches!(
+                kind,
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut
+            )
+        })
+}
+
+/// The kind of the first `io::Error` in a transport error's chain of causes.
+pub fn io_error_kind(err: &reqwest::Error) -> Option<std::io::ErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut
-            ) {
-                return true;
-            }
+            return Some(io.kind());
         }
         source = e.source();
     }
-    false
+    None
+}
+
+/// The parameters of the `Bearer` challenge in a `WWW-Authenticate` header, by lowercase name.
+pub fn bearer_challenge_params(header: &str) -> Option<BTreeMap<String, String>> {
+    let challenges = http_auth::parse_challenges(header).ok()?;
+    let bearer = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+    Some(
+        bearer
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_unescaped()))
+            .collect(),
+    )
 }
 
 /// Whether an HTTP status is worth another try.

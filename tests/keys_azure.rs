@@ -521,7 +521,7 @@ async fn service_unavailable_is_retried_and_unreachable_services_are_transient()
     let (message, transient) = remote(&err);
     assert!(transient);
     assert!(message.contains("503"), "{message}");
-    assert!(message.contains("tried 3 times"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
 
     let nowhere = format!("127.0.0.1:{}", closed_port());
     let err = sign(&format!("azurekms://{nowhere}/cosign"), &http, &env)

@@ -470,7 +470,7 @@ async fn a_wrong_signature_checksum_is_retried_then_refused() {
     let (message, transient) = remote(&err);
     assert!(transient);
     assert!(message.contains("signatureCrc32c"), "{message}");
-    assert!(message.contains("tried 3 times"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
 }
 
 #[tokio::test]
@@ -600,7 +600,7 @@ async fn service_unavailable_is_retried_and_an_unreachable_service_is_transient(
         message.contains(&format!("GET {nowhere}v1/{key} failed")),
         "{message}"
     );
-    assert!(message.contains("tried 3 times"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
 }
 
 fn env_with_kms(standin: &GcpStandin, kms: &str) -> Environment {

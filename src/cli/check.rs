@@ -20,7 +20,7 @@ use crate::policy::{Finding, Outcome, Verdict};
 use crate::reference::ImageRef;
 use crate::report::table::summary_lines;
 use crate::report::{ImageReport, Report};
-use crate::source::{self, ImageSource, Store};
+use crate::source::{self, ImageSource};
 
 /// Judge IMAGE(s) against policies, offline, and report.
 #[derive(Debug, Args)]
@@ -33,18 +33,44 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub rules: RuleArgs,
 
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// The report flags `check` and `gate` share.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
     /// Write a report: FORMAT (table, junit, json, sarif, markdown, konflux) on stdout, or
     /// FORMAT=FILE. Repeatable; default: the table on stdout.
     #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
     pub outputs: Vec<OutputSpec>,
 
-    /// The Containerfile the image is built from, for SARIF locations (a repository path).
+    /// The Containerfile the image is built from (a repository path), for SARIF locations and
+    /// GitHub annotations.
     #[arg(long, value_name = "PATH")]
     pub containerfile: Option<String>,
 
     /// Report violations but exit 0 (a gate that could not judge still exits 3).
     #[arg(long)]
     pub warn_only: bool,
+}
+
+impl ReportArgs {
+    /// The exit code for `verdict` under --warn-only.
+    pub fn exit(&self, verdict: Verdict) -> Exit {
+        exit_for(verdict, self.warn_only)
+    }
+
+    /// Writes every report asked for (atomically, for files).
+    pub fn emit(&self, ctx: &Context, report: &Report, exit: Exit) -> Result<(), Error> {
+        output::emit(
+            report,
+            &self.outputs,
+            exit.code(),
+            output::table_style(ctx.global.color),
+            self.containerfile.as_deref(),
+        )
+    }
 }
 
 /// The rule and data flags `check` and `gate` share.
@@ -236,13 +262,8 @@ pub async fn judge(
     image: &str,
 ) -> Result<ImageReport, Error> {
     let source = ImageSource::parse(image)?;
-    let registry = match &source {
-        ImageSource::Registry(_) => Some(ctx.registry().await?),
-        ImageSource::Layout(_) => None,
-    };
-    let store = Store::open(&source, || {
-        Ok(registry.expect("opened for registry sources"))
-    })?;
+    let store = ctx.store(&source).await?;
+    let registry = store.registry();
     let resolved = source::resolve(&source, &store, args.platform.as_ref()).await?;
     let image_name = match &args.image_name {
         Some(n) => Some(ImageRef::parse(n)?),
@@ -290,7 +311,7 @@ pub fn verdict(images: &[ImageReport], require_data: bool) -> Verdict {
 }
 
 /// The exit code for a verdict (with `--warn-only`, violations exit 0).
-pub fn exit_for(verdict: Verdict, warn_only: bool) -> Exit {
+fn exit_for(verdict: Verdict, warn_only: bool) -> Exit {
     match verdict {
         Verdict::Pass => Exit::Passed,
         _ if warn_only => Exit::Passed,
@@ -311,21 +332,15 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> Result<Exit, Error> {
         images.push(result?);
     }
     let verdict = verdict(&images, args.rules.require_data);
-    let exit = exit_for(verdict, args.warn_only);
+    let exit = args.report.exit(verdict);
     let report = Report {
         generated_at: Utc::now(),
         images,
         verdict,
     };
-    output::emit(
-        &report,
-        &args.outputs,
-        exit.code(),
-        output::table_style(ctx.global.color),
-        args.containerfile.as_deref(),
-    )?;
+    args.report.emit(ctx, &report, exit)?;
     print_summary(ctx, &report, args.rules.require_data);
-    if args.warn_only && verdict != Verdict::Pass {
+    if args.report.warn_only && verdict != Verdict::Pass {
         ctx.note("--warn-only: violations are reported, the exit code is 0");
     }
     Ok(exit)

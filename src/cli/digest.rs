@@ -8,7 +8,7 @@ use super::Context;
 use crate::error::{Error, Exit};
 use crate::fsutil::write_atomic;
 use crate::oci::Platform;
-use crate::source::{self, ImageSource, Store};
+use crate::source::{self, ImageSource};
 
 /// Resolve IMAGE to its manifest digest and print the pinned reference (REPO@sha256:…).
 #[derive(Debug, Args)]
@@ -33,13 +33,7 @@ pub struct DigestArgs {
 
 pub async fn run(ctx: &Context, args: DigestArgs) -> Result<Exit, Error> {
     let source = ImageSource::parse(&args.image)?;
-    let registry = match &source {
-        ImageSource::Registry(_) => Some(ctx.registry().await?),
-        ImageSource::Layout(_) => None,
-    };
-    let store = Store::open(&source, || {
-        Ok(registry.expect("opened for registry sources"))
-    })?;
+    let store = ctx.store(&source).await?;
     let resolved = source::resolve(&source, &store, args.platform.as_ref()).await?;
     let digest = resolved.digest();
     if let Some((platform, _)) = &resolved.child {

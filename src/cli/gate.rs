@@ -10,8 +10,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use clap::Args;
 
-use super::check::{self, RuleArgs, Rules};
-use super::output::{self, OutputSpec, parse_output};
+use super::check::{self, ReportArgs, RuleArgs, Rules};
 use super::{Context, parse_annotation};
 use crate::cosign::{payload, sigimage, verify};
 use crate::error::{Error, Exit};
@@ -20,7 +19,7 @@ use crate::fsutil::write_atomic;
 use crate::keys::{self, KeyRef, Signer};
 use crate::reference::ImageRef;
 use crate::report::{ImageReport, Report, ci};
-use crate::source::{self, ImageSource, Store};
+use crate::source::{self, ImageSource};
 use crate::ui::Progress;
 
 /// Resolve, sign, check and report IMAGE in one step.
@@ -55,19 +54,8 @@ pub struct GateArgs {
     #[command(flatten)]
     pub rules: RuleArgs,
 
-    /// Write a report: FORMAT (table, junit, json, sarif, markdown, konflux) on stdout, or
-    /// FORMAT=FILE. Repeatable; default: the table on stdout.
-    #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
-    pub outputs: Vec<OutputSpec>,
-
-    /// The Containerfile the image is built from (a repository path), for SARIF locations and
-    /// GitHub annotations.
-    #[arg(long, value_name = "PATH")]
-    pub containerfile: Option<String>,
-
-    /// Report violations but exit 0 (a gate that could not judge still exits 3).
-    #[arg(long)]
-    pub warn_only: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     /// Tekton: write the results IMAGE_REF and TEST_OUTPUT into this folder
     /// (`$(results.IMAGE_REF.path)`'s folder).
@@ -108,13 +96,8 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
 
     // 1. Resolve.
     progress.step(&format!("resolving {}", args.image));
-    let registry = match &source {
-        ImageSource::Registry(_) => Some(ctx.registry().await?),
-        ImageSource::Layout(_) => None,
-    };
-    let store = Store::open(&source, || {
-        Ok(registry.expect("opened for registry sources"))
-    })?;
+    let store = ctx.store(&source).await?;
+    let registry = store.registry();
     let resolved = source::resolve(&source, &store, args.rules.platform.as_ref()).await?;
     let digest = resolved.digest().clone();
     let pinned = source.pinned(&digest);
@@ -262,19 +245,13 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         findings,
     }];
     let verdict = check::verdict(&images, args.rules.require_data);
-    let exit = check::exit_for(verdict, args.warn_only);
+    let exit = args.report.exit(verdict);
     let report = Report {
         generated_at: Utc::now(),
         images,
         verdict,
     };
-    output::emit(
-        &report,
-        &args.outputs,
-        exit.code(),
-        output::table_style(ctx.global.color),
-        args.containerfile.as_deref(),
-    )?;
+    args.report.emit(ctx, &report, exit)?;
     let outcome = ci::Outcome {
         digest: &digest.to_string(),
         pinned: &pinned,
@@ -287,7 +264,7 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
             &outcome,
             github_output.as_deref(),
             summary.as_deref(),
-            args.containerfile.as_deref(),
+            args.report.containerfile.as_deref(),
         )? {
             println!("{line}");
         }
@@ -299,7 +276,7 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
         ci::dotenv(&outcome, path)?;
     }
     check::print_summary(ctx, &report, args.rules.require_data);
-    ctx.note(&summary_line(&report, exit, args.warn_only));
+    ctx.note(&summary_line(&report, exit, args.report.warn_only));
     Ok(exit)
 }
 

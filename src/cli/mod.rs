@@ -20,6 +20,7 @@ use crate::http::{Http, NetworkSettings};
 use crate::keys::{Environment, KeyContext};
 use crate::registry::Registry;
 use crate::registry::credentials::AuthFiles;
+use crate::source::{ImageSource, Store};
 use crate::ui::{ColorChoice, Ui};
 
 /// imagegate: resolve, sign and check container images in a pipeline, with the verdict your
@@ -160,6 +161,16 @@ impl Context {
                 ))
             })
             .await
+    }
+
+    /// Where `source` is read from: the registry (its client set up on first use) or the
+    /// local layout, opened now.
+    pub async fn store(&self, source: &ImageSource) -> Result<Store<'_>, Error> {
+        let registry = match source {
+            ImageSource::Registry(_) => Some(self.registry().await?),
+            ImageSource::Layout(_) => None,
+        };
+        Store::open(source, registry)
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn run(ctx: &Context, args: SignArgs) -> Result<Exit, Error> {
     let key_ref = KeyRef::parse(&args.key)?;
     let registry = ctx.registry().await?;
     let source = ImageSource::Registry(image.clone());
-    let store = Store::open(&source, || Ok(registry))?;
+    let store = Store::open(&source, Some(registry))?;
     let resolved = source::resolve(&source, &store, None).await?;
     let digest = resolved.digest().clone();
     if image.digest().is_none() {

@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
     };
     let registry = ctx.registry().await?;
     let source = ImageSource::Registry(image.clone());
-    let store = Store::open(&source, || Ok(registry))?;
+    let store = Store::open(&source, Some(registry))?;
     let digest = source::resolve(&source, &store, None)
         .await?
         .digest()

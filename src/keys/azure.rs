@@ -465,17 +465,8 @@ struct Challenge {
 }
 
 fn parse_challenge(header: &str) -> Option<Challenge> {
-    let challenges = http_auth::parse_challenges(header).ok()?;
-    let bearer = challenges
-        .iter()
-        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
-    let param = |name: &str| {
-        bearer
-            .params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_unescaped())
-    };
+    let params = crate::http::bearer_challenge_params(header)?;
+    let param = |name: &str| params.get(name).cloned();
     Some(Challenge {
         authorization: param("authorization").or_else(|| param("authorization_uri")),
         resource: param("resource")

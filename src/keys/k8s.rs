@@ -391,7 +391,7 @@ impl Cluster {
                 Ok(answer)
             })
             .await;
-        result.map_err(|e| gave_up(e, ctx.http.settings().retries + 1))
+        result.map_err(|e| e.after_attempts(ctx.http.settings().retries + 1))
     }
 
     fn unauthorized(&self, method: &str, path: &str, answer: &Answer) -> KeyError {
@@ -1068,40 +1068,7 @@ fn transport_error(what: &str, err: &reqwest::Error, identity: &str) -> KeyError
 }
 
 fn read_error(what: &str, err: http::ReadError) -> KeyError {
-    match err {
-        http::ReadError::TooLarge { limit, .. } => KeyError::Remote {
-            backend: BACKEND,
-            message: format!(
-                "{what} answered with more than {}; a Secret is at most 1 MiB",
-                http::human_size(limit)
-            ),
-            transient: false,
-        },
-        http::ReadError::Transport(e) => KeyError::Remote {
-            backend: BACKEND,
-            message: format!(
-                "{what}: the answer was cut off ({})",
-                http::describe_transport_error(&e)
-            ),
-            transient: true,
-        },
-    }
-}
-
-/// Says how many attempts were made when retries ran out.
-fn gave_up(err: KeyError, attempts: u32) -> KeyError {
-    match err {
-        KeyError::Remote {
-            backend,
-            message,
-            transient: true,
-        } if attempts > 1 => KeyError::Remote {
-            backend,
-            message: format!("{message} (gave up after {attempts} attempts)"),
-            transient: true,
-        },
-        other => other,
-    }
+    KeyError::unreadable(BACKEND, what, err, "a Secret is at most 1 MiB")
 }
 
 #[cfg(test)]

@@ -91,6 +91,51 @@ pub enum KeyError {
 }
 
 impl KeyError {
+    /// A transient failure that outlasted the retries says how many attempts were made.
+    pub(crate) fn after_attempts(self, attempts: u32) -> KeyError {
+        match self {
+            KeyError::Remote {
+                backend,
+                message,
+                transient: true,
+            } if attempts > 1 => KeyError::Remote {
+                backend,
+                message: format!("{message} (gave up after {attempts} attempts)"),
+                transient: true,
+            },
+            other => other,
+        }
+    }
+
+    /// An answer of `what` that could not be read: too large (`too_large` says what that
+    /// means for this service) or cut off.
+    pub(crate) fn unreadable(
+        backend: &'static str,
+        what: &str,
+        err: crate::http::ReadError,
+        too_large: &str,
+    ) -> KeyError {
+        use crate::http;
+        match err {
+            http::ReadError::TooLarge { limit, .. } => KeyError::Remote {
+                backend,
+                message: format!(
+                    "{what} answered with more than {}; {too_large}",
+                    http::human_size(limit)
+                ),
+                transient: false,
+            },
+            http::ReadError::Transport(e) => KeyError::Remote {
+                backend,
+                message: format!(
+                    "{what}: the answer was cut off ({})",
+                    http::describe_transport_error(&e)
+                ),
+                transient: true,
+            },
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             KeyError::BadUri { .. } => Some(

@@ -99,19 +99,7 @@ impl Rest {
         let result = self.retry.retry(&what, once).await;
         result.map_err(|err| {
             let made = tries.load(Ordering::Relaxed);
-            let err = redact_error(err, redact);
-            match err {
-                KeyError::Remote {
-                    backend,
-                    message,
-                    transient: true,
-                } if made > 1 => KeyError::Remote {
-                    backend,
-                    message: format!("{message} (tried {made} times)"),
-                    transient: true,
-                },
-                other => other,
-            }
+            redact_error(err, redact).after_attempts(made)
         })
     }
 

@@ -343,7 +343,7 @@ impl Vault {
                 Ok(answer)
             })
             .await;
-        result.map_err(|e| gave_up(e, self.retry.settings().retries + 1))
+        result.map_err(|e| e.after_attempts(self.retry.settings().retries + 1))
     }
 
     /// Removes the token from text that came from the server, should it ever be there.
@@ -801,7 +801,7 @@ async fn github_token(
             Ok(body)
         })
         .await
-        .map_err(|e| gave_up(e, ctx.http.settings().retries + 1))?;
+        .map_err(|e| e.after_attempts(ctx.http.settings().retries + 1))?;
     let parsed: GitHubToken = serde_json::from_slice(&result).map_err(|e| KeyError::Remote {
         backend: BACKEND,
         message: format!("{what} returned an answer imagegate cannot read ({e})"),
@@ -1018,41 +1018,7 @@ fn transport_error(what: &str, err: &reqwest::Error, addr: &str) -> KeyError {
 }
 
 fn read_error(what: &str, err: http::ReadError) -> KeyError {
-    match err {
-        http::ReadError::TooLarge { limit, .. } => KeyError::Remote {
-            backend: BACKEND,
-            message: format!(
-                "{what} answered with more than {}; that is not Vault",
-                http::human_size(limit)
-            ),
-            transient: false,
-        },
-        http::ReadError::Transport(e) => KeyError::Remote {
-            backend: BACKEND,
-            message: format!(
-                "{what}: the answer was cut off ({})",
-                http::describe_transport_error(&e)
-            ),
-            transient: true,
-        },
-    }
-}
-
-/// Says how many attempts were made when retries ran out ([`Http::retry`] returns a transient
-/// error only then).
-fn gave_up(err: KeyError, attempts: u32) -> KeyError {
-    match err {
-        KeyError::Remote {
-            backend,
-            message,
-            transient: true,
-        } if attempts > 1 => KeyError::Remote {
-            backend,
-            message: format!("{message} (gave up after {attempts} attempts)"),
-            transient: true,
-        },
-        other => other,
-    }
+    KeyError::unreadable(BACKEND, what, err, "that is not Vault")
 }
 
 /// `text` with every occurrence of `secret` replaced.

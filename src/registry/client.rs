@@ -771,18 +771,8 @@ fn challenge_of(
 
 /// `Bearer realm="…",service="…"` → (realm, service).
 fn bearer_challenge(header: &str) -> Option<(String, Option<String>)> {
-    let challenges = http_auth::parse_challenges(header).ok()?;
-    let bearer = challenges
-        .iter()
-        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
-    let param = |name: &str| {
-        bearer
-            .params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_unescaped())
-    };
-    Some((param("realm")?, param("service")))
+    let mut params = http::bearer_challenge_params(header)?;
+    Some((params.remove("realm")?, params.remove("service")))
 }
 
 fn header_string(response: &reqwest::Response, name: &str) -> Option<String> {
@@ -808,25 +798,20 @@ fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
 /// Connection refused or timed out: the server is not there (yet), as opposed to a server that
 /// answers in something other than TLS.
 fn refused_or_timed_out(err: &reqwest::Error) -> bool {
-    if err.is_timeout() {
-        return true;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
+    use std::io::ErrorKind::*;
+    if err.is_timeout()
+        || http::io_error_kind(err).is_some_and(|kind| {
+            matches!(
+                kind,
                 ConnectionRefused
                     | TimedOut
                     | HostUnreachable
                     | NetworkUnreachable
                     | AddrNotAvailable
-            ) {
-                return true;
-            }
-        }
-        source = e.source();
+            )
+        })
+    {
+        return true;
     }
     let text = http::describe_transport_error(err).to_ascii_lowercase();
     text.contains("dns") || text.contains("resolve") || text.contains("lookup")

@@ -198,15 +198,25 @@ pub enum Store<'a> {
     Layout(Layout),
 }
 
-impl Store<'_> {
-    /// Opens the store for `source`; a local layout is opened now, a registry on first use.
-    pub fn open<'r>(
-        source: &ImageSource,
-        registry: impl FnOnce() -> Result<&'r Registry, Error>,
-    ) -> Result<Store<'r>, Error> {
+impl<'r> Store<'r> {
+    /// The registry client a registry source reads through; `None` for a local layout.
+    pub fn registry(&self) -> Option<&'r Registry> {
+        match self {
+            Store::Registry { registry, .. } => Some(*registry),
+            Store::Layout(_) => None,
+        }
+    }
+
+    /// Opens the store for `source`: a local layout is opened now; a registry source reads
+    /// through `registry`, which it needs.
+    pub fn open(source: &ImageSource, registry: Option<&'r Registry>) -> Result<Store<'r>, Error> {
         Ok(match source {
             ImageSource::Registry(image) => Store::Registry {
-                registry: registry()?,
+                registry: registry.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "internal error: {image} is in a registry and no registry client was set up"
+                    ))
+                })?,
                 image: image.clone(),
             },
             ImageSource::Layout(l) => Store::Layout(if l.archive {
