@@ -139,6 +139,12 @@ impl Digest {
     pub fn tag_with_suffix(&self, suffix: &str) -> String {
         format!("{}-{}.{}", self.algorithm.name(), self.hex, suffix)
     }
+
+    /// `sha256-<hex>`: the tag of the OCI referrers tag schema (the index of the manifests
+    /// whose subject is this digest, for registries without the referrers API).
+    pub fn referrers_tag(&self) -> String {
+        format!("{}-{}", self.algorithm.name(), self.hex)
+    }
 }
 
 impl fmt::Display for Digest {

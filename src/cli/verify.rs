@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use clap::Args;
 
 use super::{Context, parse_annotation};
-use crate::cosign::bundle::RekorKey;
-use crate::cosign::{sigimage, verify};
+use crate::cosign::rekor::RekorKey;
+use crate::cosign::{sigimage, sigstore_bundle, verify};
 use crate::error::{Error, Exit};
 use crate::keys::{self, KeyRef};
 use crate::source::{self, ImageSource, Store};
@@ -75,59 +75,120 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
         keys_loaded.push((key_ref, keys::public_key(key_ref, &key_ctx).await?));
     }
 
-    let sig_ref = sigimage::signature_ref(&image, &digest, &ctx.env)?;
-    let Some(sig_image) = sigimage::read(registry, &sig_ref).await? else {
-        return Err(Error::Verification {
-            image: pinned,
-            message: format!("no signatures found (looked for {sig_ref})"),
-            details: Vec::new(),
-        });
-    };
-    let fetched = verify::fetch(registry, &sig_image).await;
     let claims = verify::Claims {
         digest: Some(digest.clone()),
         identity: args.identity.clone(),
         annotations: args.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
         rekor,
     };
+    let sig_ref = sigimage::signature_ref(&image, &digest, &ctx.env)?;
 
-    let mut payloads = BTreeMap::new();
+    // As cosign 3: Sigstore bundles attached as referrers first; the `.sig` tag only when the
+    // image has none.
+    let bundles = sigstore_bundle::fetch(registry, &sig_ref, &digest).await?;
+    let (found, what, outcomes) = if !bundles.is_empty() {
+        ctx.note(&format!(
+            "{} Sigstore bundle(s) attached to {pinned} as referrers; verifying those (as cosign 3 does, the .sig tag is read only when there are none)",
+            bundles.len()
+        ));
+        let outcomes = keys_loaded
+            .iter()
+            .map(|(key_ref, key)| {
+                let check = sigstore_bundle::check(&bundles, key, &claims, &image);
+                KeyOutcome {
+                    key_ref,
+                    kind: key.kind(),
+                    verified: check
+                        .verified
+                        .into_iter()
+                        .map(|v| (v.index, v.printed))
+                        .collect(),
+                    failures: check.failures,
+                }
+            })
+            .collect::<Vec<_>>();
+        (
+            bundles.len(),
+            format!("Sigstore bundle(s) attached to {pinned}"),
+            outcomes,
+        )
+    } else {
+        let Some(sig_image) = sigimage::read(registry, &sig_ref).await? else {
+            return Err(Error::Verification {
+                image: pinned,
+                message: format!(
+                    "no signatures found (looked for {sig_ref} and for Sigstore bundles among the image's referrers)"
+                ),
+                details: Vec::new(),
+            });
+        };
+        let fetched = verify::fetch(registry, &sig_image).await;
+        let outcomes = keys_loaded
+            .iter()
+            .map(|(key_ref, key)| {
+                let check = verify::check(&fetched, key, &claims);
+                KeyOutcome {
+                    key_ref,
+                    kind: key.kind(),
+                    verified: check
+                        .verified
+                        .into_iter()
+                        .map(|v| {
+                            let printed =
+                                serde_json::from_slice(&v.payload_bytes).unwrap_or_default();
+                            (v.index, printed)
+                        })
+                        .collect(),
+                    failures: check.failures,
+                }
+            })
+            .collect::<Vec<_>>();
+        (
+            sig_image.layers.len(),
+            format!("signature(s) in {sig_ref}"),
+            outcomes,
+        )
+    };
+
+    let mut printed = BTreeMap::new();
     let mut details = Vec::new();
     let mut keys_that_verified = 0;
-    for (key_ref, key) in &keys_loaded {
-        let result = verify::check(&fetched, key, &claims);
-        if result.verified.is_empty() {
-            for (index, reason) in &result.failures {
-                details.push(format!("key {key_ref}: signature {}: {reason}", index + 1));
-            }
-        } else {
-            keys_that_verified += 1;
-            for v in &result.verified {
-                ctx.note(&format!(
-                    "signature {} of {} verified with key {key_ref} ({})",
-                    v.index + 1,
-                    sig_image.layers.len(),
-                    key.kind()
+    for outcome in &outcomes {
+        if outcome.verified.is_empty() {
+            for (index, reason) in &outcome.failures {
+                details.push(format!(
+                    "key {}: signature {}: {reason}",
+                    outcome.key_ref,
+                    index + 1
                 ));
-                payloads.insert(v.index, v.payload_bytes.clone());
             }
+            continue;
+        }
+        keys_that_verified += 1;
+        for (index, value) in &outcome.verified {
+            ctx.note(&format!(
+                "signature {} of {found} verified with key {} ({})",
+                index + 1,
+                outcome.key_ref,
+                outcome.kind
+            ));
+            printed.insert(*index, value.clone());
         }
     }
     let passed = if args.require_all_keys {
-        keys_that_verified == keys_loaded.len()
+        keys_that_verified == outcomes.len()
     } else {
         keys_that_verified > 0
     };
     if !passed {
         let message = if keys_that_verified == 0 {
             format!(
-                "no matching signatures: none of the {} signature(s) in {sig_ref} verifies with the given key(s)",
-                sig_image.layers.len()
+                "no matching signatures: none of the {found} {what} verifies with the given key(s)"
             )
         } else {
             format!(
                 "only {keys_that_verified} of {} keys verified a signature, and --require-all-keys asks for all",
-                keys_loaded.len()
+                outcomes.len()
             )
         };
         return Err(Error::Verification {
@@ -144,16 +205,22 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
     ctx.note(&format!(
         "Verification for {pinned}: the cosign claims were validated{tlog} and the signatures verified against the given key(s)"
     ));
-    // As cosign: the verified payloads on stdout, as a JSON array.
-    let values: Vec<serde_json::Value> = payloads
-        .values()
-        .filter_map(|b| serde_json::from_slice(b).ok())
-        .collect();
+    // As cosign: the verified claims on stdout, as a JSON array.
+    let values: Vec<&serde_json::Value> = printed.values().collect();
     println!(
         "{}",
         serde_json::to_string(&values).unwrap_or_else(|_| "[]".into())
     );
     Ok(Exit::Passed)
+}
+
+/// What checking every signature with one key gave.
+struct KeyOutcome<'a> {
+    key_ref: &'a KeyRef,
+    kind: &'static str,
+    /// (index, the claim printed for it).
+    verified: Vec<(usize, serde_json::Value)>,
+    failures: Vec<(usize, String)>,
 }
 
 /// The Rekor public key file of `--rekor-public-key`.

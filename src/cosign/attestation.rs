@@ -47,6 +47,8 @@ struct Statement {
 struct Subject {
     #[serde(default)]
     digest: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// One attestation layer as read: the envelope's signatures, PAE bytes and statement.
@@ -66,6 +68,9 @@ pub struct Opened {
     pub predicate: serde_json::Value,
     /// The statement names the image (one subject's sha256 is the image digest).
     pub names_image: bool,
+    /// The annotations of the first subject that names the image (empty when it has none);
+    /// `None` when no subject names it.
+    pub subject_annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl Opened {
@@ -156,17 +161,20 @@ pub fn open(bytes: &[u8], digest: &Digest) -> Result<Opened, String> {
         .collect();
     let statement: Statement =
         serde_json::from_slice(&body).map_err(|e| format!("holds no in-toto statement: {e}"))?;
-    let names_image = statement.subject.iter().any(|s| {
+    let subject = statement.subject.into_iter().find(|s| {
         s.digest
             .get(digest.algorithm().name())
             .is_some_and(|hex| hex == digest.hex())
     });
+    let names_image = subject.is_some();
+    let subject_annotations = subject.map(|s| s.annotations.unwrap_or_default());
     Ok(Opened {
         pae: pae(&envelope.payload_type, &body),
         signatures,
         predicate_type: statement.predicate_type,
         predicate: statement.predicate,
         names_image,
+        subject_annotations,
     })
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
-use super::bundle::{self, RekorKey};
 use super::payload::{self, Payload};
+use super::rekor::{self, RekorKey};
 use super::sigimage::{
     BUNDLE_ANNOTATION, Descriptor, MAX_PAYLOAD, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, SigImage,
     decode_b64,
@@ -171,7 +171,7 @@ fn check_bundle(
     let text = sig.layer.annotation(BUNDLE_ANNOTATION).ok_or(
         "the layer has no Rekor bundle, so its presence in the transparency log cannot be checked offline",
     )?;
-    let parsed = bundle::parse(text)?;
+    let parsed = rekor::parse(text)?;
     let entry = parsed.check_holds(signature_b64, payload)?;
     if &entry.key_id() != key.id() {
         return Err(format!(

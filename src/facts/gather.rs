@@ -13,7 +13,7 @@ use super::{
     FoundAttestation, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId, KeyRequest,
     KeySource, PlatformFacts, RekorKey, ScanReport, SignatureFacts, TlogFacts,
 };
-use crate::cosign::{attestation, bundle, payload, sigimage, verify};
+use crate::cosign::{attestation, payload, rekor, sigimage, verify};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
@@ -431,10 +431,10 @@ fn checked(
     absent: &str,
 ) -> SignatureFacts {
     let keys = wanted.keys;
-    let rekor: Vec<(KeyId, Result<bundle::RekorKey, String>)> = wanted
+    let rekor: Vec<(KeyId, Result<rekor::RekorKey, String>)> = wanted
         .rekor_keys
         .iter()
-        .map(|r| (r.id.clone(), bundle::RekorKey::from_pem(&r.pem)))
+        .map(|r| (r.id.clone(), rekor::RekorKey::from_pem(&r.pem)))
         .collect();
     let mut facts = SignatureFacts {
         found: fetched.iter().map(|f| found_signature(f, &rekor)).collect(),
@@ -519,7 +519,7 @@ async fn public_keys(
 
 fn found_signature(
     sig: &verify::FetchedSignature,
-    rekor: &[(KeyId, Result<bundle::RekorKey, String>)],
+    rekor: &[(KeyId, Result<rekor::RekorKey, String>)],
 ) -> FoundSignature {
     let parsed = sig
         .payload
@@ -552,9 +552,9 @@ fn found_signature(
 fn tlog_facts(
     text: &str,
     sig: &verify::FetchedSignature,
-    rekor: &[(KeyId, Result<bundle::RekorKey, String>)],
+    rekor: &[(KeyId, Result<rekor::RekorKey, String>)],
 ) -> TlogFacts {
-    let parsed = match bundle::parse(text) {
+    let parsed = match rekor::parse(text) {
         Ok(b) => b,
         Err(e) => {
             return TlogFacts {

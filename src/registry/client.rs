@@ -148,6 +148,38 @@ impl Registry {
         }
     }
 
+    /// The index of the manifests whose subject is `digest`: the OCI 1.1 referrers API, or,
+    /// where a registry answers it with 404, the `sha256-<hex>` tag of the referrers tag
+    /// schema (which cosign and oras write there). `None` when there are none.
+    pub async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<RawManifest>, RegistryError> {
+        let host = self.host(image.registry()).await?;
+        let grant = self.grant(&host, image.repository(), Op::Pull).await?;
+        let url = format!(
+            "{}://{}/v2/{}/referrers/{digest}",
+            host.scheme,
+            host.api_host,
+            image.repository()
+        );
+        let answer = self
+            .http
+            .retry(&format!("GET {url}"), || {
+                self.get_manifest_once(&host, &grant, image, "referrers", &url)
+            })
+            .await;
+        match answer {
+            Ok(index) => Ok(Some(index)),
+            Err(RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. }) => {
+                self.manifest_if_exists(image, &digest.referrers_tag())
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn get_manifest_once(
         &self,
         host: &Host,
