@@ -388,7 +388,7 @@ fn github_tekton_and_gitlab_outputs_are_written_where_they_are_read() {
         .lines()
         .filter(|l| l.starts_with("::error "))
         .count();
-    assert!(errors >= 1 && errors <= 10, "{}", out.stdout);
+    assert!((1..=10).contains(&errors), "{}", out.stdout);
     assert!(
         out.stdout
             .contains("::error file=Containerfile,title=Fixable Severity at least Important::"),

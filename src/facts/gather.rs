@@ -321,7 +321,7 @@ async fn signatures(
             // A local layout in a dry run: the signature made in memory is the only one.
             let public = public_keys(g, keys).await?;
             return Ok(checked(
-                &[pending.clone()],
+                std::slice::from_ref(pending),
                 keys,
                 &public,
                 digest,
