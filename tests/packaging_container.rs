@@ -14,15 +14,17 @@
 //! limits (the VM withholds CAP_SYS_RESOURCE, and podman sets RLIMIT_NOFILE and RLIMIT_NPROC on
 //! every container). Neither changes what is built or what runs inside.
 
+mod packaging_support;
 mod testbed;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use packaging_support::github::{Job, run_action};
 use testbed::fixtures::{self, ImageSpec};
 use testbed::registry::Registry;
-use testbed::{Output, raw, run_with_timeout, temp_dir, tools};
+use testbed::{Output, raw, run_with_timeout, temp_dir, tools, write_file};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// An OpenShift-style UID from a namespace's range, in group 0.
@@ -57,26 +59,63 @@ impl Engine {
         run_with_timeout(cmd, Duration::from_secs(600))
     }
 
-    /// `podman run` with the flags this machine needs (see the module comment) before `args`.
-    fn run(&self, args: &[&str]) -> Output {
-        let dir = self.storage.path();
-        let mut cmd = Command::new(tool("podman"));
-        cmd.args(self.global_flags())
-            .args([
+    /// podman's global flags and `run`'s own, as this machine needs them (see the module
+    /// comment).
+    fn podman_run_prefix(&self) -> Vec<String> {
+        let mut args = self.global_flags();
+        args.extend(
+            [
                 "--runtime=runc",
                 "--cgroup-manager=cgroupfs",
                 "--events-backend=none",
-            ])
-            .arg(format!("--tmpdir={}", dir.join("libpod").display()))
-            .args([
+            ]
+            .map(String::from),
+        );
+        args.push(format!(
+            "--tmpdir={}",
+            self.storage.path().join("libpod").display()
+        ));
+        args.extend(
+            [
                 "run",
-                "--rm",
-                "--network=host",
                 "--ulimit=nofile=1024:1024",
                 "--ulimit=nproc=1024:1024",
-            ])
+            ]
+            .map(String::from),
+        );
+        args
+    }
+
+    /// `podman run --rm --network=host` with `args`.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(tool("podman"));
+        cmd.args(self.podman_run_prefix())
+            .args(["--rm", "--network=host"])
             .args(args);
         run_with_timeout(cmd, Duration::from_secs(120))
+    }
+
+    /// A folder with a `docker` that runs `docker run …` with podman on this storage, for the
+    /// GitHub action's container mode.
+    fn docker_shim(&self) -> tempfile::TempDir {
+        let dir = temp_dir();
+        let prefix: Vec<String> = self
+            .podman_run_prefix()
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect();
+        let shim = write_file(
+            dir.path(),
+            "docker",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = run ] || {{ echo \"docker shim: only docker run\" >&2; exit 125; }}\nshift\nexec '{}' {} \"$@\"\n",
+                tool("podman").display(),
+                prefix.join(" ")
+            ),
+        );
+        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        dir
     }
 }
 
@@ -342,6 +381,103 @@ fn the_image_builds_and_runs_under_a_random_uid() {
         raw::tags(&registry.image("app")),
         tags_before,
         "a dry run writes nothing"
+    );
+
+    // The README's dry run from the container image, on the example image.
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "podman run --rm -v \"$PWD/examples:/examples:ro\" imagegate \\\n    gate oci:/examples/webapp:1.0 --dry-run \\\n    --image-name registry.example.com/web/webapp:1.0 \\\n    --policy /examples/policies --vulns /examples/webapp.trivy.json"
+        ),
+        "the README's container dry run changed: change this test with it"
+    );
+    let examples = format!("{}/examples:/examples:ro", REPO);
+    let out = engine.run(&[
+        "--user",
+        &format!("{RANDOM_UID}:0"),
+        "-v",
+        &examples,
+        image,
+        "gate",
+        "oci:/examples/webapp:1.0",
+        "--dry-run",
+        "--image-name",
+        "registry.example.com/web/webapp:1.0",
+        "--policy",
+        "/examples/policies",
+        "--vulns",
+        "/examples/webapp.trivy.json",
+    ]);
+    out.expect_code(1);
+    assert!(
+        out.stdout.contains("Fixable Severity at least Important"),
+        "{}",
+        out.stdout
+    );
+
+    // The GitHub action with `install: container`: `docker run -u UID:GID` (podman here), the
+    // step outputs and summary written from inside the container.
+    let shim = engine.docker_shim();
+    let mut job = Job::new();
+    job.path.push(shim.path().to_path_buf());
+    let args = format!("--insecure-registry {}", registry.host());
+    let run = run_action(
+        &Path::new(REPO).join("github-actions"),
+        &[
+            ("image", &target),
+            ("dry-run", "true"),
+            ("args", &args),
+            ("install", "container"),
+            ("container-image", image),
+            ("sarif", "out/imagegate.sarif"),
+        ],
+        &job,
+    );
+    assert!(run.succeeded(), "{run:#?}");
+    assert_eq!(run.step("install").outputs["path"], "");
+    assert_eq!(run.outputs["ref"], pinned);
+    assert_eq!(run.outputs["verdict"], "pass");
+    assert!(run.summary().contains("imagegate"), "{}", run.summary());
+    assert!(job.workspace.path().join("out/imagegate.sarif").is_file());
+}
+
+#[test]
+fn the_readmes_local_dry_run_does_what_it_says() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "./target/release/imagegate gate oci:examples/webapp:1.0 --dry-run \\\n    --image-name registry.example.com/web/webapp:1.0 \\\n    --policy examples/policies --vulns examples/webapp.trivy.json"
+        ),
+        "the README's dry run changed: change this test with it"
+    );
+    // From the repository's folder, with a clean environment and a HOME of its own.
+    let home = temp_dir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate"));
+    cmd.current_dir(REPO)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .args([
+            "gate",
+            "oci:examples/webapp:1.0",
+            "--dry-run",
+            "--image-name",
+            "registry.example.com/web/webapp:1.0",
+            "--policy",
+            "examples/policies",
+            "--vulns",
+            "examples/webapp.trivy.json",
+        ]);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    out.expect_code(1);
+    assert!(out.stdout.contains("Fixable Severity at least Important"));
+    assert!(out.stdout.contains("CVE-2023-38545"));
+    assert!(out.stderr.contains("dry run: signed"), "{}", out.stderr);
+    assert!(
+        !out.stdout.contains("disallow-latest-tag")
+            && !out.stdout.contains("restrict-image-registries"),
+        "the Kyverno examples pass: {}",
+        out.stdout
     );
 }
 

@@ -1074,6 +1074,15 @@ fn the_sample_pipeline_gates_what_it_built_and_deploys_that_digest() {
         })
         .collect();
     assert!(args.contains(&format!("app={pinned}")), "{args:?}");
+
+    // The README shows the gate's PipelineTask as the sample has it.
+    let sample = read("tekton/samples/pipeline.yaml");
+    let start = sample.find("    - name: gate\n").unwrap();
+    let end = sample.find("    - name: deploy\n").unwrap();
+    assert!(
+        read("README.md").contains(sample[start..end].trim_end()),
+        "README.md does not show the sample's gate task as it is"
+    );
 }
 
 /// The tags of `repo` on a TLS registry with basic auth, via skopeo.
