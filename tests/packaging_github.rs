@@ -344,6 +344,17 @@ fn inputs_reach_the_scripts_through_env_only() {
             "input {name} reaches no step"
         );
     }
+    assert_eq!(
+        action["inputs"]["version"]["default"],
+        env!("CARGO_PKG_VERSION"),
+        "the action installs this release by default"
+    );
+    assert!(
+        action["inputs"]["container-image"]["default"]
+            .as_str()
+            .unwrap()
+            .ends_with(":{version}")
+    );
     // The gate is the last step: nothing after it can turn its failure into a success.
     assert_eq!(steps.last().unwrap()["id"], "gate");
     for script in ["install.sh", "gate.sh"] {
