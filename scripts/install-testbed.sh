@@ -3,10 +3,14 @@
 #
 #   - from the machine's own Debian release: docker-registry (distribution 2.8), skopeo (to push
 #     fixtures), apache2-utils (htpasswd), openssl, hyperfine, libxml2-utils (xmllint), time;
+#     buildah, podman and runc (to build the Containerfile and run the image), debootstrap;
 #   - from Debian's next release (trixie), unpacked into a cache folder without touching the
 #     system's apt configuration: cosign 2.5 and skopeo 1.18 (bookworm's skopeo cannot sign or
 #     verify sigstore signatures: Debian builds it with sigstore disabled);
-#   - from PyPI, into a virtualenv in the cache folder: moto[server] for the AWS KMS tests.
+#   - from PyPI, into a virtualenv in the cache folder: moto[server] for the AWS KMS tests;
+#   - from the Debian mirror, with debootstrap: a minimal Debian bookworm root file system as a
+#     tarball, the local stand-in for the Containerfile's builder and base images (no container
+#     registry can be reached here). Needs root, as debootstrap does.
 #
 # The cache folder ($IMAGEGATE_TESTBED_CACHE, default ~/.cache/imagegate-testbed) is reused between
 # runs. On success the last line printed is the cache folder; tests find the tools there.
@@ -25,7 +29,8 @@ as_root() {
 }
 
 # --- 1. packages of this Debian release -----------------------------------------------------
-APT_PACKAGES=(docker-registry skopeo apache2-utils openssl hyperfine libxml2-utils time ca-certificates python3-venv)
+APT_PACKAGES=(docker-registry skopeo apache2-utils openssl hyperfine libxml2-utils time ca-certificates python3-venv
+              buildah podman runc debootstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -89,5 +94,37 @@ ln -sf "$VENV/bin/moto_server" "$CACHE/bin/moto_server"
 # The venv's python (with boto3 and jsonschema) creates KMS keys in moto and validates SARIF.
 ln -sf "$VENV/bin/python" "$CACHE/bin/moto-python"
 
-log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)')"
+# --- 4. a Debian bookworm root file system for the container image tests ------------------------
+# The Containerfile's test builds FROM images made from this tarball: minbase (what the official
+# debian:bookworm-slim image is made of) plus ca-certificates (which rust:*-slim carries).
+ROOTFS_TAR="$CACHE/rootfs/debian-bookworm-minbase.tar"
+if [ ! -s "$ROOTFS_TAR" ]; then
+    MIRROR=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    elif [ -f /etc/apt/sources.list ]; then
+        MIRROR=$(awk '$1 == "deb" && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    case "$MIRROR" in
+        *debian*) ;;
+        *) MIRROR=http://deb.debian.org/debian ;;  # Ubuntu and other mirrors carry no bookworm
+    esac
+    STAGE="$CACHE/rootfs/stage"
+    as_root rm -rf "$STAGE"
+    mkdir -p "$CACHE/rootfs"
+    log "building a Debian bookworm minbase root file system from $MIRROR with debootstrap"
+    as_root debootstrap --variant=minbase --include=ca-certificates bookworm "$STAGE" "$MIRROR" \
+        >"$CACHE/rootfs/debootstrap.log" 2>&1 \
+        || die "debootstrap failed (see $CACHE/rootfs/debootstrap.log): is the Debian mirror reachable?"
+    # Package lists and downloaded packages are not part of an image.
+    as_root sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' sh "$STAGE"
+    as_root tar --numeric-owner -C "$STAGE" -cf "$ROOTFS_TAR.part" . || die "packing $STAGE failed"
+    as_root chown "$(id -u):$(id -g)" "$ROOTFS_TAR.part"
+    mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
+    as_root rm -rf "$STAGE"
+fi
+buildah --version >/dev/null 2>&1 || die "buildah does not run"
+podman --version >/dev/null 2>&1 || die "podman does not run"
+
+log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)'), $(buildah --version), $(podman --version)"
 echo "$CACHE"
