@@ -4,9 +4,10 @@
 #   - from the machine's own Debian release: docker-registry (distribution 2.8), skopeo (to push
 #     fixtures), apache2-utils (htpasswd), openssl, hyperfine, libxml2-utils (xmllint), time;
 #     buildah, podman and runc (to build the Containerfile and run the image), debootstrap;
-#   - from Debian's next release (trixie), unpacked into a cache folder without touching the
-#     system's apt configuration: cosign 2.5 and skopeo 1.18 (bookworm's skopeo cannot sign or
-#     verify sigstore signatures: Debian builds it with sigstore disabled);
+#   - from Debian's next releases, unpacked into a cache folder without touching the system's
+#     apt configuration: cosign 2.5 and skopeo 1.18 from trixie (bookworm's skopeo cannot sign
+#     or verify sigstore signatures: Debian builds it with sigstore disabled), and cosign 3 from
+#     forky (which stores signatures as Sigstore bundles, OCI referrers, by default);
 #   - from PyPI, into a virtualenv in the cache folder: moto[server] for the AWS KMS tests;
 #   - from the Debian mirror, with debootstrap: a minimal Debian bookworm root file system as a
 #     tarball, the local stand-in for the Containerfile's builder and base images (no container
@@ -43,30 +44,37 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed"
 fi
 
-# --- 2. cosign 2.5 and skopeo 1.18 from Debian trixie ------------------------------------------
-TRIXIE="$CACHE/trixie"
-ROOT="$TRIXIE/root"
-if [ ! -x "$ROOT/usr/bin/cosign" ] || [ ! -x "$ROOT/usr/bin/skopeo" ]; then
-    mkdir -p "$TRIXIE/parts" "$TRIXIE/lists/partial" "$TRIXIE/cache/archives/partial" "$TRIXIE/debs"
-    # Reuse the machine's own Debian mirror entry, with the suite switched to trixie.
+# --- 2. cosign 2.5 and skopeo 1.18 from Debian trixie, cosign 3 from forky ---------------------
+# fetch_debs SUITE DIR PACKAGE...: downloads the packages from SUITE through the machine's own
+# Debian mirror entry (suite switched), with apt state kept under DIR, and unpacks them into
+# DIR/root. The system's apt configuration is not touched.
+fetch_debs() {
+    local suite=$1 dir=$2; shift 2
+    mkdir -p "$dir/parts" "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs"
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then
         awk 'BEGIN{RS="";ORS="\n\n"} NR==1' /etc/apt/sources.list.d/debian.sources \
-            | sed -e 's/^Suites:.*/Suites: trixie/' > "$TRIXIE/parts/trixie.sources"
+            | sed -e "s/^Suites:.*/Suites: $suite/" > "$dir/parts/$suite.sources"
     elif [ -f /etc/apt/sources.list ]; then
         grep -E '^deb ' /etc/apt/sources.list | grep -v -- '-security' | head -n1 \
-            | awk '{print $1, $2, "trixie", "main"}' > "$TRIXIE/parts/trixie.list"
+            | awk -v s="$suite" '{print $1, $2, s, "main"}' > "$dir/parts/$suite.list"
     else
         die "no apt source found (/etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list)"
     fi
-    O=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$TRIXIE/parts"
-       -o "Dir::State::Lists=$TRIXIE/lists" -o "Dir::Cache=$TRIXIE/cache"
+    local O=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$dir/parts"
+       -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
        -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-    log "fetching cosign and skopeo from Debian trixie into $TRIXIE"
-    apt-get "${O[@]}" update -qq || die "apt-get update for trixie failed (is the Debian mirror reachable?)"
-    (cd "$TRIXIE/debs" && apt-get "${O[@]}" download cosign skopeo libc6 libgpgme11t64 libassuan9 \
-        libgpg-error0 libsqlite3-0 >/dev/null) || die "downloading trixie packages failed"
-    rm -rf "$ROOT"; mkdir -p "$ROOT"
-    for deb in "$TRIXIE"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+    log "fetching $* from Debian $suite into $dir"
+    apt-get "${O[@]}" update -qq || die "apt-get update for $suite failed (is the Debian mirror reachable?)"
+    (cd "$dir/debs" && apt-get "${O[@]}" download "$@" >/dev/null) \
+        || die "downloading $* from $suite failed"
+    rm -rf "$dir/root"; mkdir -p "$dir/root"
+    for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
+}
+
+TRIXIE="$CACHE/trixie"
+ROOT="$TRIXIE/root"
+if [ ! -x "$ROOT/usr/bin/cosign" ] || [ ! -x "$ROOT/usr/bin/skopeo" ]; then
+    fetch_debs trixie "$TRIXIE" cosign skopeo libc6 libgpgme11t64 libassuan9 libgpg-error0 libsqlite3-0
 fi
 # skopeo 1.18 needs trixie's glibc: a wrapper runs it through trixie's own loader.
 LIBDIR="$ROOT/usr/lib/$(uname -m)-linux-gnu"
@@ -81,6 +89,13 @@ chmod +x "$CACHE/bin/skopeo-sigstore"
 ln -sf "$ROOT/usr/bin/cosign" "$CACHE/bin/cosign"
 "$CACHE/bin/cosign" version >/dev/null 2>&1 || die "cosign from trixie does not run"
 "$CACHE/bin/skopeo-sigstore" --version >/dev/null 2>&1 || die "skopeo from trixie does not run"
+# cosign 3 (Debian forky) signs into Sigstore bundles stored as OCI referrers by default.
+FORKY="$CACHE/forky"
+if [ ! -x "$FORKY/root/usr/bin/cosign" ]; then
+    fetch_debs forky "$FORKY" cosign
+fi
+ln -sf "$FORKY/root/usr/bin/cosign" "$CACHE/bin/cosign3"
+"$CACHE/bin/cosign3" version >/dev/null 2>&1 || die "cosign from forky does not run"
 
 # --- 3. moto_server from PyPI -----------------------------------------------------------------
 VENV="$CACHE/venv"
@@ -126,5 +141,5 @@ fi
 buildah --version >/dev/null 2>&1 || die "buildah does not run"
 podman --version >/dev/null 2>&1 || die "podman does not run"
 
-log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)'), $(buildah --version), $(podman --version)"
+log "ready: cosign $(dpkg-deb -f "$TRIXIE"/debs/cosign_*.deb Version) and $(dpkg-deb -f "$FORKY"/debs/cosign_*.deb Version), $("$CACHE/bin/skopeo-sigstore" --version), $("$VENV/bin/python" -c 'import moto; print("moto", moto.__version__)'), $(buildah --version), $(podman --version)"
 echo "$CACHE"

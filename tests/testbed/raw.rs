@@ -115,6 +115,20 @@ pub fn sig_manifest(image: &str) -> Option<serde_json::Value> {
     })
 }
 
+/// The exact bytes of the manifest at `image` (REGISTRY/REPO:TAG or @DIGEST).
+pub fn manifest_bytes(image: &str) -> Vec<u8> {
+    let image = ImageRef::parse(image).expect("reference");
+    let registry = client(image.registry());
+    runtime().block_on(async {
+        registry
+            .manifest(&image, &image.manifest_reference())
+            .await
+            .expect("read manifest")
+            .bytes
+            .to_vec()
+    })
+}
+
 /// A blob of `image`'s repository.
 pub fn blob(image: &str, digest: &str) -> Vec<u8> {
     let image = ImageRef::parse(image).expect("reference");

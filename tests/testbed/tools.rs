@@ -1,6 +1,6 @@
-//! The test bed's tools. cosign 2.5, skopeo 1.18 and moto_server come from the cache folder that
-//! `scripts/install-testbed.sh` fills; docker-registry, skopeo 1.9, htpasswd and openssl are
-//! Debian packages. A missing tool fails the test with a message that says how to install it.
+//! The test bed's tools. cosign 2.5 and 3, skopeo 1.18 and moto_server come from the cache
+//! folder that `scripts/install-testbed.sh` fills; docker-registry, skopeo 1.9, htpasswd and
+//! openssl are Debian packages. A missing tool fails the test with a message that says how to install it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,6 +49,11 @@ fn system(name: &str) -> PathBuf {
 /// cosign 2.5 from Debian trixie.
 pub fn cosign() -> PathBuf {
     cached("cosign")
+}
+
+/// cosign 3 from Debian forky: signs into Sigstore bundles stored as OCI referrers by default.
+pub fn cosign3() -> PathBuf {
+    cached("cosign3")
 }
 
 /// skopeo 1.18 from Debian trixie (built with sigstore support), through trixie's loader.
