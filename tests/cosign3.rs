@@ -284,3 +284,61 @@ fn bundles_are_found_through_the_referrers_api_where_a_registry_has_it() {
         "no fallback tag is read when the API answers: {requests:?}"
     );
 }
+
+#[test]
+fn a_registry_that_cannot_list_referrers_is_read_the_old_way() {
+    // Some registries answer the referrers API with 405 instead of 404. A stand-in registry
+    // does so, and serves the .sig signature imagegate stored in the real one: verify falls
+    // back to it, as cosign 3 falls back on any error looking for bundles.
+    let bed = Bed::new();
+    let (key, public) = bed.keys("release");
+    Imagegate::new()
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .args(["--insecure-registry", &bed.registry.host(), "sign"])
+        .arg(bed.registry.image("app:v1"))
+        .args(["--key", &key.display().to_string()])
+        .run()
+        .expect_code(0);
+    let repo = bed.registry.image("app");
+    let sig_tag = format!("{}.sig", bed.layout.digest.replace(':', "-"));
+    let sig_manifest = testbed::raw::manifest_bytes(&format!("{repo}:{sig_tag}"));
+    let parsed: serde_json::Value = serde_json::from_slice(&sig_manifest).unwrap();
+    let payload_digest = parsed["layers"][0]["digest"].as_str().unwrap().to_string();
+    let payload = testbed::raw::blob(&repo, &payload_digest);
+    let image = testbed::raw::manifest_bytes(&bed.registry.image("app:v1"));
+
+    let manifest = "application/vnd.oci.image.manifest.v1+json";
+    let referrers_path = format!("/v2/app/referrers/{}", bed.layout.digest);
+    let sig_path = format!("/v2/app/manifests/{sig_tag}");
+    let blob_path = format!("/v2/app/blobs/{payload_digest}");
+    let stub = Stub::start(vec![
+        (("GET", "/v2/"), vec![Answer::new(200, "{}")]),
+        (
+            ("GET", "/v2/app/manifests/v1"),
+            vec![Answer::new(200, image).header("Content-Type", manifest)],
+        ),
+        (
+            ("GET", referrers_path.as_str()),
+            vec![Answer::new(
+                405,
+                r#"{"errors":[{"code":"UNSUPPORTED","message":"not supported"}]}"#,
+            )],
+        ),
+        (
+            ("GET", sig_path.as_str()),
+            vec![Answer::new(200, sig_manifest).header("Content-Type", manifest)],
+        ),
+        (("GET", blob_path.as_str()), vec![Answer::new(200, payload)]),
+    ]);
+    let out = Imagegate::new()
+        .args(["--insecure-registry", &stub.host(), "verify"])
+        .arg(format!("{}/app:v1", stub.host()))
+        .args(["--key", &public.display().to_string()])
+        .run();
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("could not look for Sigstore bundles"),
+        "{}",
+        out.stderr
+    );
+}

@@ -85,7 +85,17 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
 
     // As cosign 3: Sigstore bundles attached as referrers first; the `.sig` tag only when the
     // image has none.
-    let bundles = sigstore_bundle::fetch(registry, &sig_ref, &digest).await?;
+    // A registry that cannot list referrers (some answer 400 or 405, not 404) is read the old
+    // way, as cosign 3 falls back on any error looking for bundles.
+    let bundles = match sigstore_bundle::fetch(registry, &sig_ref, &digest).await {
+        Ok(bundles) => bundles,
+        Err(e) => {
+            ctx.note(&format!(
+                "could not look for Sigstore bundles ({e}); reading the .sig tag instead"
+            ));
+            Vec::new()
+        }
+    };
     let (found, what, outcomes) = if !bundles.is_empty() {
         ctx.note(&format!(
             "{} Sigstore bundle(s) attached to {pinned} as referrers; verifying those (as cosign 3 does, the .sig tag is read only when there are none)",
