@@ -12,7 +12,7 @@ use std::time::Duration;
 use testbed::fixtures::{self, ImageSpec, Layout};
 use testbed::moto::Moto;
 use testbed::registry::Registry;
-use testbed::rekor_standin::{Recorded, TransparencyLog};
+use testbed::rekor_standin::{Recording, TransparencyLog};
 use testbed::vault_standin::{KeyType, VaultStandin};
 use testbed::{Imagegate, Output, run_with_timeout, temp_dir, tools, write_file};
 
@@ -444,80 +444,6 @@ spec:
     assert!(out.stderr.contains("verifyImages[0]"), "{}", out.stderr);
 }
 
-/// What the transparency-log entry records besides the truth.
-enum Recording<'a> {
-    Faithfully,
-    AnotherPayload,
-    AnotherKey(&'a str),
-}
-
-/// Signs `image` (by digest) as a CI job that uploads to Rekor does: cosign makes the payload
-/// (`cosign generate`) and signs it (`cosign sign-blob`), `log` records an entry, and
-/// `cosign attach signature --rekor-response` stores signature and bundle together.
-fn sign_into_log(
-    image: &str,
-    key: &str,
-    public: &str,
-    log: &TransparencyLog,
-    dir: &Path,
-    recording: Recording<'_>,
-) {
-    let generated = cosign(&["generate", "--allow-http-registry", image], &[]);
-    assert_eq!(generated.code, 0, "{}", generated.stderr);
-    let payload = write_file(dir, "payload.json", &generated.stdout);
-    let signed = cosign(
-        &[
-            "sign-blob",
-            "--yes",
-            "--key",
-            key,
-            "--tlog-upload=false",
-            &payload.display().to_string(),
-        ],
-        &[("COSIGN_PASSWORD", PASSWORD)],
-    );
-    assert_eq!(signed.code, 0, "{}", signed.stderr);
-    let signature = signed.stdout.trim().to_string();
-    let signature_file = write_file(dir, "signature.b64", &signature);
-    let other_payload = generated
-        .stdout
-        .replace("\"optional\":null", "\"optional\":{}");
-    let recorded = match recording {
-        Recording::Faithfully => Recorded {
-            signature_b64: &signature,
-            payload: generated.stdout.as_bytes(),
-            public_key_pem: public,
-        },
-        Recording::AnotherPayload => Recorded {
-            signature_b64: &signature,
-            payload: other_payload.as_bytes(),
-            public_key_pem: public,
-        },
-        Recording::AnotherKey(pem) => Recorded {
-            signature_b64: &signature,
-            payload: generated.stdout.as_bytes(),
-            public_key_pem: pem,
-        },
-    };
-    let bundle = log.bundle_file(dir, "bundle.json", &recorded);
-    let attached = cosign(
-        &[
-            "attach",
-            "signature",
-            "--allow-http-registry",
-            "--payload",
-            &payload.display().to_string(),
-            "--signature",
-            &signature_file.display().to_string(),
-            "--rekor-response",
-            &bundle.display().to_string(),
-            image,
-        ],
-        &[],
-    );
-    assert_eq!(attached.code, 0, "{}", attached.stderr);
-}
-
 fn rekor_policy(registry: &Registry, dir: &Path, name: &str, public: &str, rekor: &str) -> PathBuf {
     write_file(
         dir,
@@ -563,11 +489,11 @@ fn a_rekor_bundle_is_judged_offline_as_cosign_judges_it() {
     let other_log = TransparencyLog::new();
     let log_key = log.write_public_key(work.path(), "rekor.pub");
     let other_log_key = other_log.write_public_key(work.path(), "other-rekor.pub");
-    sign_into_log(
+    log.sign_into_log(
         &image,
         &key,
+        PASSWORD,
         &public,
-        &log,
         work.path(),
         Recording::Faithfully,
     );
@@ -686,7 +612,7 @@ fn a_rekor_entry_for_another_payload_or_key_is_refused_as_cosign_refuses_it() {
         let (layout, _dir) = push(&registry, &format!("{repo}:v1"), &ImageSpec::rich());
         let image = registry.image(&format!("{repo}@{}", layout.digest));
         let dir = temp_dir();
-        sign_into_log(&image, &key, &public, &log, dir.path(), recording);
+        log.sign_into_log(&image, &key, PASSWORD, &public, dir.path(), recording);
 
         let cosign_says = cosign_verify_with_log(&image, &public_file, &log_key);
         assert_ne!(

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use imagegate::digest::Digest;
 use imagegate::facts::{
-    Component, ImageConfig, ImageFacts, KeyCheck, KeyId, PlatformFacts, ScanReport, SignatureFacts,
-    VulnSeverity, Vulnerability,
+    Component, FoundBundle, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId,
+    PlatformFacts, ScanReport, SignatureFacts, TlogFacts, VulnSeverity, Vulnerability,
 };
 use imagegate::oci::Platform;
 use imagegate::policy::stackrox::{self, EvalOptions, PolicySet, SignatureIntegrations};
@@ -22,6 +22,16 @@ const ID_UNKNOWN: &str = "io.stackrox.signatureintegration.33333333-3333-3333-33
 const KEY_A1: &str = "awskms:///alias/release-a";
 const KEY_A2: &str = "hashivault://transit/release-a";
 const KEY_B: &str = "awskms:///alias/release-b";
+/// Integration C checks the transparency log offline, D online; both with this log's key.
+const ID_C: &str = "io.stackrox.signatureintegration.44444444-4444-4444-4444-444444444444";
+const ID_D: &str = "io.stackrox.signatureintegration.55555555-5555-5555-5555-555555555555";
+const KEY_C: &str = "awskms:///alias/release-c";
+const KEY_D: &str = "awskms:///alias/release-d";
+const REKOR_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEiAaCdH+m4+pQHC6ucerqNUBRGmcR
+ZH60VE7xa986Oo4I9OEOyuD5rtj/JzErT3jB4YUFeK4r4dks9Ys9ghZ9Zw==
+-----END PUBLIC KEY-----
+";
 
 fn time(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().unwrap()
@@ -134,6 +144,8 @@ fn base_facts() -> ImageFacts {
                 (KeyId::Uri(KEY_A1.into()), unverified()),
                 (KeyId::Uri(KEY_A2.into()), unverified()),
                 (KeyId::Uri(KEY_B.into()), unverified()),
+                (KeyId::Uri(KEY_C.into()), unverified()),
+                (KeyId::Uri(KEY_D.into()), unverified()),
             ]),
             ..SignatureFacts::default()
         },
@@ -154,6 +166,10 @@ fn integrations() -> SignatureIntegrations {
     let text = json!({"integrations": [
         {"id": ID_A, "name": "Release A", "keyUris": [KEY_A1, KEY_A2]},
         {"id": ID_B, "name": "Release B", "keyUris": [KEY_B]},
+        {"id": ID_C, "name": "Release C", "keyUris": [KEY_C],
+         "transparencyLog": {"enabled": true, "validateOffline": true, "publicKeyPemEnc": REKOR_PEM}},
+        {"id": ID_D, "name": "Release D", "keyUris": [KEY_D],
+         "transparencyLog": {"enabled": true, "url": "https://rekor.example.com", "publicKeyPemEnc": REKOR_PEM}},
     ]})
     .to_string();
     SignatureIntegrations::parse(&text, "integrations.json".as_ref()).unwrap()
@@ -290,8 +306,47 @@ fn no_scan(facts: &mut ImageFacts) {
     facts.scan = None;
 }
 
+/// A `.sig` signature for the image's repository, verified by `key`.
 fn verify(facts: &mut ImageFacts, key: &str) {
+    facts.signatures.found = vec![FoundSignature {
+        docker_reference: "registry.example.com/team/app".into(),
+        manifest_digest: facts.digest.to_string(),
+        annotations: BTreeMap::new(),
+        tlog: None,
+        has_certificate: false,
+    }];
     facts.signatures.checks.insert(
+        KeyId::Uri(key.into()),
+        KeyCheck::Checked {
+            verified: vec![0],
+            failures: Vec::new(),
+        },
+    );
+}
+
+/// The verified signature carries a Rekor bundle recording `key`, whose SET the test log's key
+/// verifies (`Ok`) or not.
+fn logged(facts: &mut ImageFacts, key: &str, set: Result<(), String>) {
+    verify(facts, key);
+    facts.signatures.found[0].tlog = Some(TlogFacts {
+        log_id: "test-log".into(),
+        log_index: 7,
+        integrated_time: 1_700_000_000,
+        problem: None,
+        entry_key: None,
+        entry_key_of: vec![KeyId::Uri(key.into())],
+        set_checks: BTreeMap::from([(KeyId::for_public_key_pem(REKOR_PEM).unwrap(), set)]),
+    });
+}
+
+/// A Sigstore bundle (cosign 3) verified by `key`, with `tlog_entries` log entries.
+fn bundle(facts: &mut ImageFacts, key: &str, tlog_entries: usize) {
+    facts.signatures.bundles = vec![FoundBundle {
+        manifest: "sha256:1111".into(),
+        predicate_type: Some("https://sigstore.dev/cosign/sign/v1".into()),
+        tlog_entries,
+    }];
+    facts.signatures.bundle_checks.insert(
         KeyId::Uri(key.into()),
         KeyCheck::Checked {
             verified: vec![0],
@@ -931,6 +986,60 @@ fn cases() -> Vec<Case> {
         case(
             "not verified",
             one(vec![g("Image Signature Verified By", &[ID_A])]),
+            Violated(vec![MSG_NOT_VERIFIED]),
+        ),
+        case_with(
+            "a signature naming another repository does not count",
+            one(vec![g("Image Signature Verified By", &[ID_A])]),
+            |f| {
+                verify(f, KEY_A2);
+                f.signatures.found[0].docker_reference = "registry.example.com/other/app".into();
+            },
+            Violated(vec![MSG_NOT_VERIFIED]),
+        ),
+        case_with(
+            "a tag-qualified docker-reference (as skopeo writes) counts",
+            one(vec![g("Image Signature Verified By", &[ID_A])]),
+            |f| {
+                verify(f, KEY_A2);
+                f.signatures.found[0].docker_reference = "registry.example.com/team/app:0.9".into();
+            },
+            Pass,
+        ),
+        case_with(
+            "transparency log, offline: no Rekor bundle, no verification",
+            one(vec![g("Image Signature Verified By", &[ID_C])]),
+            |f| verify(f, KEY_C),
+            Violated(vec![MSG_NOT_VERIFIED]),
+        ),
+        case_with(
+            "transparency log, offline: a bundle the log vouches for",
+            one(vec![g("Image Signature Verified By", &[ID_C])]),
+            |f| logged(f, KEY_C, Ok(())),
+            Pass,
+        ),
+        case_with(
+            "transparency log, offline: a bundle from another log",
+            one(vec![g("Image Signature Verified By", &[ID_C])]),
+            |f| logged(f, KEY_C, Err("unable to verify SET".into())),
+            Violated(vec![MSG_NOT_VERIFIED]),
+        ),
+        case_with(
+            "transparency log, online: without a bundle only Rekor could tell",
+            one(vec![g("Image Signature Verified By", &[ID_D])]),
+            |f| verify(f, KEY_D),
+            NotEvaluated("looks it up in the transparency log at https://rekor.example.com"),
+        ),
+        case_with(
+            "a Sigstore bundle (cosign 3) verifies",
+            one(vec![g("Image Signature Verified By", &[ID_A])]),
+            |f| bundle(f, KEY_A1, 0),
+            Pass,
+        ),
+        case_with(
+            "a Sigstore bundle without log entries, with the log on",
+            one(vec![g("Image Signature Verified By", &[ID_C])]),
+            |f| bundle(f, KEY_C, 0),
             Violated(vec![MSG_NOT_VERIFIED]),
         ),
         case_with(

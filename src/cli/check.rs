@@ -185,6 +185,12 @@ impl Rules {
                     options.keys.push(r.clone());
                 }
             }
+            // StackRox verifies Sigstore bundles as well as .sig signatures, and Rekor bundles
+            // with the log keys its integrations name.
+            if !options.keys.is_empty() {
+                options.read_bundles = true;
+                options.rekor_keys.extend(integrations.rekor_keys());
+            }
         }
         if let Some(set) = &self.kyverno {
             for wanted in kyverno::required_keys(set, &self.namespace) {

@@ -10,10 +10,10 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 
 use super::{
-    FoundAttestation, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId, KeyRequest,
-    KeySource, PlatformFacts, RekorKey, ScanReport, SignatureFacts, TlogFacts,
+    FoundAttestation, FoundBundle, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId,
+    KeyRequest, KeySource, PlatformFacts, RekorKey, ScanReport, SignatureFacts, TlogFacts,
 };
-use crate::cosign::{attestation, payload, rekor, sigimage, verify};
+use crate::cosign::{attestation, payload, rekor, sigimage, sigstore_bundle, verify};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
@@ -35,6 +35,8 @@ pub struct GatherOptions {
     pub other_repositories: BTreeMap<String, Vec<KeyRequest>>,
     /// Transparency-log keys to check signatures' Rekor bundles with.
     pub rekor_keys: Vec<RekorKey>,
+    /// Also read the Sigstore bundles attached to the image as referrers (StackRox does).
+    pub read_bundles: bool,
     /// The name a local layout is judged under (`--image-name`).
     pub image_name: Option<ImageRef>,
     /// A signature made in this run and not (yet) stored (`gate --dry-run`): judged as if it
@@ -73,6 +75,7 @@ pub async fn gather(
                 keys,
                 attestation_keys: &[],
                 rekor_keys: &options.rekor_keys,
+                read_bundles: false,
             };
             let facts = signatures(g, source, &digest, Some(&location), &wanted, None).await?;
             out.insert(repository.clone(), facts);
@@ -83,6 +86,7 @@ pub async fn gather(
         keys: &options.keys,
         attestation_keys: &options.attestation_keys,
         rekor_keys: &options.rekor_keys,
+        read_bundles: options.read_bundles,
     };
     let (platforms, signatures, elsewhere) = tokio::join!(
         platforms(g.store, resolved),
@@ -365,10 +369,24 @@ async fn signatures(
             sigimage::read(registry, &att_ref).await
         }
     };
-    let (sig_image, att_image, public) = tokio::join!(
+    // StackRox reads Sigstore bundles (cosign 3's referrers) besides the .sig tag; a
+    // registry that cannot list referrers leaves only the .sig tag, as in StackRox.
+    let read_bundles = async {
+        if !wanted.read_bundles || keys.is_empty() {
+            return Vec::new();
+        }
+        sigstore_bundle::fetch(registry, &sig_ref, digest)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("Sigstore bundles of {image} could not be listed: {e}");
+                Vec::new()
+            })
+    };
+    let (sig_image, att_image, public, bundles) = tokio::join!(
         sigimage::read(registry, &sig_ref),
         read_attestations,
-        public_keys(g, &all_keys)
+        public_keys(g, &all_keys),
+        read_bundles
     );
     let public = public?;
 
@@ -384,6 +402,7 @@ async fn signatures(
         digest,
         &format!("{sig_ref} does not exist"),
     );
+    bundle_facts(&mut facts, &bundles, keys, &public, digest, image);
 
     if let Some(att_image) = att_image? {
         for att in attestation::fetch(registry, &att_image, digest).await {
@@ -412,12 +431,62 @@ async fn signatures(
     Ok(facts)
 }
 
+/// The Sigstore bundles found, and which of them each key verifies.
+fn bundle_facts(
+    facts: &mut SignatureFacts,
+    bundles: &[sigstore_bundle::FetchedBundle],
+    keys: &[KeyRequest],
+    public: &[(KeyId, Result<PublicKey, String>)],
+    digest: &Digest,
+    image: &ImageRef,
+) {
+    if bundles.is_empty() {
+        return;
+    }
+    facts.bundles = bundles
+        .iter()
+        .map(|b| FoundBundle {
+            manifest: b.manifest.clone(),
+            predicate_type: b
+                .content
+                .as_ref()
+                .ok()
+                .map(|c| c.envelope.predicate_type.clone()),
+            tlog_entries: b.content.as_ref().map(|c| c.tlog_entries).unwrap_or(0),
+        })
+        .collect();
+    let claims = verify::Claims {
+        digest: Some(digest.clone()),
+        ..verify::Claims::default()
+    };
+    for request in keys {
+        let check = match public.iter().find(|(id, _)| id == &request.id) {
+            Some((_, Ok(key))) => {
+                let result = sigstore_bundle::check(bundles, key, &claims, image);
+                KeyCheck::Checked {
+                    verified: result.verified.iter().map(|v| v.index).collect(),
+                    failures: result
+                        .failures
+                        .into_iter()
+                        .map(|(i, reason)| format!("bundle {}: {reason}", i + 1))
+                        .collect(),
+                }
+            }
+            Some((_, Err(reason))) => KeyCheck::KeyUnavailable(reason.clone()),
+            None => KeyCheck::KeyUnavailable("the key was not loaded".into()),
+        };
+        facts.bundle_checks.insert(request.id.clone(), check);
+    }
+}
+
 /// The keys signatures are checked with.
 #[derive(Clone, Copy)]
 struct Wanted<'a> {
     keys: &'a [KeyRequest],
     attestation_keys: &'a [KeyRequest],
     rekor_keys: &'a [RekorKey],
+    /// Also read Sigstore bundles attached as referrers.
+    read_bundles: bool,
 }
 
 /// Signature facts for `fetched`, checked with each of the wanted keys (and their Rekor

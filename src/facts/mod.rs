@@ -216,6 +216,22 @@ pub struct SignatureFacts {
     pub unavailable: Option<String>,
     /// In-toto attestations stored for the image (`.att`), when a rule asked for them.
     pub attestations: Vec<FoundAttestation>,
+    /// Sigstore bundles attached to the image as referrers (cosign 3's default), read when a
+    /// rule's verifier reads them (StackRox does; Kyverno's `type: Cosign` does not).
+    pub bundles: Vec<FoundBundle>,
+    /// For each key: which of `bundles` verify with it (indexes into `bundles`).
+    pub bundle_checks: BTreeMap<KeyId, KeyCheck>,
+}
+
+/// One Sigstore bundle attached to the image.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundBundle {
+    /// The digest of the referrer manifest that holds it.
+    pub manifest: String,
+    /// The in-toto predicate type of its statement, when it could be read.
+    pub predicate_type: Option<String>,
+    /// How many transparency-log entries it carries.
+    pub tlog_entries: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -275,7 +291,39 @@ pub struct TlogFacts {
     pub set_checks: BTreeMap<KeyId, Result<(), String>>,
 }
 
-/// A transparency log's public key a rule names (Kyverno's `rekor.pubkey`).
+/// What a signature's Rekor bundle says for one verifying key and one trusted log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlogVerdict {
+    /// The log vouches for this signature, made with that key.
+    Accepted,
+    /// It does not, with cosign's reason.
+    Refused(String),
+    /// The bundle was not checked with that log's key.
+    NotChecked,
+}
+
+impl TlogFacts {
+    /// cosign's `VerifyBundle` for a signature verified with `key`: the entry records this
+    /// signature, payload and key, and the SET verifies with the log key `rekor`.
+    pub fn verdict(&self, key: &KeyId, rekor: &KeyId) -> TlogVerdict {
+        if let Some(problem) = &self.problem {
+            return TlogVerdict::Refused(problem.clone());
+        }
+        if !self.entry_key_of.contains(key) {
+            return TlogVerdict::Refused(format!(
+                "comparing public key PEMs: the log entry records another key than {key}"
+            ));
+        }
+        match self.set_checks.get(rekor) {
+            None => TlogVerdict::NotChecked,
+            Some(Err(why)) => TlogVerdict::Refused(why.clone()),
+            Some(Ok(())) => TlogVerdict::Accepted,
+        }
+    }
+}
+
+/// A transparency log's public key a rule names (Kyverno's `rekor.pubkey`, a StackRox
+/// integration's `transparencyLog.publicKeyPemEnc`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RekorKey {
     pub id: KeyId,

@@ -127,8 +127,7 @@ pub fn signatures(sigs: &[Sig], checked: &[&str]) -> SignatureFacts {
     SignatureFacts {
         found,
         checks,
-        unavailable: None,
-        attestations: Vec::new(),
+        ..SignatureFacts::default()
     }
 }
 

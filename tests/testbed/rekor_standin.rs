@@ -94,6 +94,87 @@ impl TransparencyLog {
     }
 }
 
+/// What the log entry records besides the truth.
+pub enum Recording<'a> {
+    Faithfully,
+    AnotherPayload,
+    AnotherKey(&'a str),
+}
+
+impl TransparencyLog {
+    /// Signs `image` (by digest) as a CI job that uploads to Rekor does: cosign makes the
+    /// payload (`cosign generate`) and signs it with `key` (`cosign sign-blob`), this log
+    /// records an entry as `recording` says, and `cosign attach signature --rekor-response`
+    /// stores signature and bundle together. Files go into `dir`.
+    pub fn sign_into_log(
+        &self,
+        image: &str,
+        key: &str,
+        password: &str,
+        public: &str,
+        dir: &Path,
+        recording: Recording<'_>,
+    ) {
+        let generated = cosign(&["generate", "--allow-http-registry", image], password);
+        let payload = super::write_file(dir, "payload.json", &generated);
+        let signature = cosign(
+            &[
+                "sign-blob",
+                "--yes",
+                "--key",
+                key,
+                "--tlog-upload=false",
+                &payload.display().to_string(),
+            ],
+            password,
+        )
+        .trim()
+        .to_string();
+        let signature_file = super::write_file(dir, "signature.b64", &signature);
+        let other_payload = generated.replace("\"optional\":null", "\"optional\":{}");
+        let recorded = Recorded {
+            signature_b64: &signature,
+            payload: match recording {
+                Recording::AnotherPayload => other_payload.as_bytes(),
+                _ => generated.as_bytes(),
+            },
+            public_key_pem: match recording {
+                Recording::AnotherKey(pem) => pem,
+                _ => public,
+            },
+        };
+        let bundle = self.bundle_file(dir, "bundle.json", &recorded);
+        cosign(
+            &[
+                "attach",
+                "signature",
+                "--allow-http-registry",
+                "--payload",
+                &payload.display().to_string(),
+                "--signature",
+                &signature_file.display().to_string(),
+                "--rekor-response",
+                &bundle.display().to_string(),
+                image,
+            ],
+            password,
+        );
+    }
+}
+
+/// Runs cosign 2.5 in a clean environment; panics with its stderr when it fails.
+fn cosign(args: &[&str], password: &str) -> String {
+    let mut cmd = std::process::Command::new(super::tools::cosign());
+    cmd.env_clear()
+        .env("HOME", std::env::temp_dir())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("COSIGN_PASSWORD", password)
+        .args(args);
+    let out = super::run_with_timeout(cmd, std::time::Duration::from_secs(120));
+    assert_eq!(out.code, 0, "cosign {}: {}", args[0], out.stderr);
+    out.stdout
+}
+
 impl Default for TransparencyLog {
     fn default() -> Self {
         Self::new()

@@ -28,7 +28,7 @@ use super::eval::{RuleResult, Verdict};
 use super::image::KyvernoImage;
 use super::vars::Scope;
 use super::wildcard;
-use crate::facts::{FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts, TlogFacts};
+use crate::facts::{FoundSignature, ImageFacts, KeyCheck, KeyId, SignatureFacts, TlogVerdict};
 
 /// What the verify pass needs besides the rule.
 pub struct Input<'a> {
@@ -233,10 +233,10 @@ fn check_signatures(
         let mut accepted = Vec::new();
         for sig in bundled {
             let Some(facts) = &sig.tlog else { continue };
-            match bundle_verdict(facts, key, &rekor_id) {
-                BundleVerdict::Accepted => accepted.push(sig),
-                BundleVerdict::Refused(why) => reasons.push(why),
-                BundleVerdict::NotChecked => {
+            match facts.verdict(key, &rekor_id) {
+                TlogVerdict::Accepted => accepted.push(sig),
+                TlogVerdict::Refused(why) => reasons.push(why),
+                TlogVerdict::NotChecked => {
                     return Check::Unknown(format!(
                         "the signature's Rekor bundle was not checked with the policy's rekor.pubkey ({rekor_id})"
                     ));
@@ -261,30 +261,6 @@ fn check_signatures(
         return Check::Fail("no signature matched the required annotations".into());
     }
     Check::Pass
-}
-
-enum BundleVerdict {
-    Accepted,
-    Refused(String),
-    NotChecked,
-}
-
-/// cosign's `VerifyBundle` for a signature verified with `key`: the entry records this
-/// signature, payload and key, and the SET verifies with the policy's Rekor key.
-fn bundle_verdict(tlog: &TlogFacts, key: &KeyId, rekor: &KeyId) -> BundleVerdict {
-    if let Some(problem) = &tlog.problem {
-        return BundleVerdict::Refused(problem.clone());
-    }
-    if !tlog.entry_key_of.contains(key) {
-        return BundleVerdict::Refused(format!(
-            "comparing public key PEMs: the log entry records another key than {key}"
-        ));
-    }
-    match tlog.set_checks.get(rekor) {
-        None => BundleVerdict::NotChecked,
-        Some(Err(why)) => BundleVerdict::Refused(why.clone()),
-        Some(Ok(())) => BundleVerdict::Accepted,
-    }
 }
 
 const KEYLESS_OFFLINE: &str = "keyless verification needs Fulcio roots and Rekor online (and the certificate identity checked against them); not evaluated offline";

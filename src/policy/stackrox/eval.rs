@@ -21,10 +21,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::compile::{CompiledGroup, CompiledPolicy, CompiledSection, ValueMatcher};
 use super::fields::Criterion;
-use super::integrations::SignatureIntegrations;
+use super::integrations::{SignatureIntegration, SignatureIntegrations};
 use super::messages;
 use crate::facts::{
-    Component, DockerfileLine, ImageConfig, KeyCheck, ScanReport, SignatureFacts, Vulnerability,
+    Component, DockerfileLine, FoundSignature, ImageConfig, KeyCheck, KeyId, ScanReport,
+    SignatureFacts, TlogVerdict, Vulnerability,
 };
 
 /// Why vulnerability criteria cannot be judged without a report.
@@ -454,6 +455,11 @@ fn disallowed_labels(group: &CompiledGroup, config: Option<&ImageConfig>) -> Tri
 
 /// Whether one integration verified the image: `Ok(true)` yes, `Ok(false)` every key was
 /// checked and none verified, `Err` when that cannot be told.
+///
+/// As StackRox's cosign verifier: a `.sig` signature counts when it verifies with one of the
+/// integration's keys, names the image's registry and repository in its docker-reference, and,
+/// when the integration checks the transparency log, has a Rekor bundle the log vouches for; a
+/// Sigstore bundle (cosign 3) counts when its envelope verifies and its subject is the image.
 fn integration_verified(
     id: &str,
     ctx: &Context,
@@ -468,8 +474,20 @@ fn integration_verified(
     let mut undecided = None;
     for key in &integration.keys {
         match ctx.signatures.checks.get(key) {
-            Some(check) if !check.verified().is_empty() => return Ok(true),
-            Some(KeyCheck::Checked { .. }) => {}
+            Some(KeyCheck::Checked { verified, .. }) => {
+                for sig in verified.iter().filter_map(|&i| ctx.signatures.found.get(i)) {
+                    if !names_image(&sig.docker_reference, &ctx.image) {
+                        continue;
+                    }
+                    match logged(integration, sig, key) {
+                        Ok(true) => return Ok(true),
+                        Ok(false) => {}
+                        Err(reason) => {
+                            undecided.get_or_insert(reason);
+                        }
+                    }
+                }
+            }
             Some(KeyCheck::KeyUnavailable(reason)) => {
                 undecided.get_or_insert_with(|| {
                     format!("{key} of signature integration {id} could not be used: {reason}")
@@ -479,6 +497,24 @@ fn integration_verified(
                 undecided.get_or_insert_with(|| {
                     format!("{key} of signature integration {id} was not checked against the image's signatures")
                 });
+            }
+        }
+        if let Some(check) = ctx.signatures.bundle_checks.get(key) {
+            for bundle in check
+                .verified()
+                .iter()
+                .filter_map(|&i| ctx.signatures.bundles.get(i))
+            {
+                match &integration.tlog {
+                    None => return Ok(true),
+                    // Verifying with the log on requires an entry; without one it fails.
+                    Some(_) if bundle.tlog_entries == 0 => {}
+                    Some(_) => {
+                        undecided.get_or_insert_with(|| {
+                            format!("a Sigstore bundle verifies with {key} of signature integration {id}, which checks the transparency log; a bundle's own log entries are not checked offline")
+                        });
+                    }
+                }
             }
         }
     }
@@ -495,6 +531,51 @@ fn integration_verified(
         });
     }
     Ok(false)
+}
+
+/// Whether a signature's docker-reference names the image's registry and repository (tag and
+/// digest aside), as StackRox requires of `.sig` signatures.
+fn names_image(docker_reference: &str, image: &ImageName) -> bool {
+    crate::reference::ImageRef::parse(docker_reference)
+        .is_ok_and(|r| r.registry() == image.registry && r.repository() == image.remote)
+}
+
+/// Whether the integration's transparency-log setting lets a `.sig` signature verified with
+/// `key` count: always when it is off; with the log on, when the signature's Rekor bundle is
+/// vouched for by the log key; `Err` when only an online lookup could tell.
+fn logged(
+    integration: &SignatureIntegration,
+    sig: &FoundSignature,
+    key: &KeyId,
+) -> Result<bool, String> {
+    let Some(tlog) = &integration.tlog else {
+        return Ok(true);
+    };
+    let id = &integration.id;
+    let Some(rekor) = &tlog.rekor else {
+        return Err(format!(
+            "signature integration {id} checks the transparency log with Sigstore's public Rekor keys, which come from TUF (online); name the log's key in transparencyLog.publicKeyPemEnc"
+        ));
+    };
+    match &sig.tlog {
+        Some(facts) => match facts.verdict(key, &rekor.id) {
+            TlogVerdict::Accepted => Ok(true),
+            TlogVerdict::Refused(_) => Ok(false),
+            TlogVerdict::NotChecked => Err(format!(
+                "the signature's Rekor bundle was not checked with the log key of signature integration {id}"
+            )),
+        },
+        // Offline validation needs the bundle; without one StackRox refuses the signature.
+        None if tlog.validate_offline => Ok(false),
+        None => Err(format!(
+            "the signature carries no Rekor bundle, and signature integration {id} then looks it up in the transparency log{}, which is online",
+            if tlog.url.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", tlog.url)
+            }
+        )),
+    }
 }
 
 /// Violates when none of the listed integrations verified the image (StackRox negates the group

@@ -6,7 +6,10 @@
 //! integration's `cosign.publicKeys[].publicKeyPemEnc` become [`KeyId::PublicKey`]s; as an
 //! extension, `"keyUris": ["awskms://…", "hashivault://…"]` on an integration become
 //! [`KeyId::Uri`]s. Keyless verification (`cosignCertificates`) cannot be checked offline; such
-//! an integration is kept, and policies naming it are reported as not evaluated.
+//! an integration is kept, and policies naming it are reported as not evaluated. An enabled
+//! `transparencyLog` makes a signature count only with its Rekor bundle, checked with
+//! `publicKeyPemEnc` (without that key, or without a bundle when `validateOffline` is off, only
+//! an online lookup could tell: not evaluated).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::error::StackRoxError;
-use crate::facts::{KeyId, KeyRequest};
+use crate::facts::{KeyId, KeyRequest, RekorKey};
 
 /// Files larger than this are refused.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -32,6 +35,19 @@ pub struct SignatureIntegration {
     pub key_requests: Vec<KeyRequest>,
     /// The integration also (or only) trusts keyless signatures, which imagegate cannot check.
     pub keyless: bool,
+    /// `transparencyLog` when enabled: a signature then counts only with the log's proof.
+    pub tlog: Option<IntegrationTlog>,
+}
+
+/// An integration's enabled `transparencyLog` settings.
+#[derive(Clone, Debug)]
+pub struct IntegrationTlog {
+    /// `validateOffline`: only the signature's bundle may prove it; no Rekor lookup.
+    pub validate_offline: bool,
+    /// `url` of the Rekor instance looked up when there is no bundle.
+    pub url: String,
+    /// `publicKeyPemEnc`, the log's key; absent means Sigstore's public keys (from TUF).
+    pub rekor: Option<RekorKey>,
 }
 
 /// The signature integrations read from a file.
@@ -63,6 +79,21 @@ struct RawIntegration {
     cosign_certificates: Vec<Value>,
     #[serde(default, deserialize_with = "nullable")]
     key_uris: Vec<String>,
+    #[serde(default)]
+    transparency_log: Option<RawTlog>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTlog {
+    #[serde(default, deserialize_with = "nullable")]
+    enabled: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    url: String,
+    #[serde(default, deserialize_with = "nullable")]
+    validate_offline: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    public_key_pem_enc: String,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +187,18 @@ impl SignatureIntegrations {
             .find(|r| &r.id == id)
     }
 
+    /// The Rekor keys the integrations' transparency-log settings name.
+    pub fn rekor_keys(&self) -> Vec<RekorKey> {
+        let mut keys: Vec<RekorKey> = self
+            .integrations
+            .iter()
+            .filter_map(|i| i.tlog.as_ref()?.rekor.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// The integration with `id`.
     pub fn get(&self, id: &str) -> Option<&SignatureIntegration> {
         self.integrations.iter().find(|i| i.id == id)
@@ -230,12 +273,39 @@ fn convert(
     requests.sort();
     requests.dedup();
     let keys = requests.iter().map(|r| r.id.clone()).collect();
+    let tlog = match raw.transparency_log {
+        Some(t) if t.enabled => {
+            let pem = t.public_key_pem_enc.trim();
+            let rekor = if pem.is_empty() {
+                None
+            } else {
+                let key = KeyId::for_public_key_pem(pem).map_err(|reason| {
+                    integration_error(
+                        path,
+                        Some(&id),
+                        format!("transparencyLog.publicKeyPemEnc: {reason}; it must hold the Rekor log's PEM public key"),
+                    )
+                })?;
+                Some(RekorKey {
+                    id: key,
+                    pem: pem.to_string(),
+                })
+            };
+            Some(IntegrationTlog {
+                validate_offline: t.validate_offline,
+                url: t.url,
+                rekor,
+            })
+        }
+        _ => None,
+    };
     Ok(SignatureIntegration {
         id,
         name: raw.name,
         keys,
         key_requests: requests,
         keyless: !raw.cosign_certificates.is_empty(),
+        tlog,
     })
 }
 
