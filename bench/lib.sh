@@ -10,6 +10,7 @@ bench_setup() {
     cd "$BENCH_ROOT"
     TESTBED=$(scripts/install-testbed.sh | tail -n 1)
     COSIGN="$TESTBED/bin/cosign"
+    COSIGN3="$TESTBED/bin/cosign3"
     SKOPEO_SIGSTORE="$TESTBED/bin/skopeo-sigstore"
     echo "building imagegate (release)..." >&2
     cargo build --release --locked --quiet

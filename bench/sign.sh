@@ -29,6 +29,8 @@ compare "sign a tag (digest resolved, signature appended; $RUNS runs)" \
 
 unset BENCH_PREPARE
 "$IMAGEGATE" -q --insecure-registry "$REGISTRY" sign "$IMAGE" --key "$KEY" >/dev/null
+# cosign 3 also looks for Sigstore bundles (referrers) before the .sig tag, as imagegate does.
 compare "verify a signed tag ($RUNS runs)" \
     "imagegate verify=$IMAGEGATE -q --insecure-registry $REGISTRY verify $IMAGE --key $PUB" \
-    "cosign verify=$COSIGN verify --key $PUB --insecure-ignore-tlog=true --allow-http-registry $IMAGE"
+    "cosign verify=$COSIGN verify --key $PUB --insecure-ignore-tlog=true --allow-http-registry $IMAGE" \
+    "cosign3 verify=$COSIGN3 verify --key $PUB --insecure-ignore-tlog=true --allow-http-registry $IMAGE"
