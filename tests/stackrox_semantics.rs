@@ -333,6 +333,7 @@ fn logged(facts: &mut ImageFacts, key: &str, set: Result<(), String>) {
         log_index: 7,
         integrated_time: 1_700_000_000,
         problem: None,
+        unchecked: None,
         entry_key: None,
         entry_key_of: vec![KeyId::Uri(key.into())],
         set_checks: BTreeMap::from([(KeyId::for_public_key_pem(REKOR_PEM).unwrap(), set)]),
@@ -1025,10 +1026,10 @@ fn cases() -> Vec<Case> {
             Violated(vec![MSG_NOT_VERIFIED]),
         ),
         case_with(
-            "transparency log, online: without a bundle only Rekor could tell",
+            "transparency log, online: a signature without a bundle was never uploaded",
             one(vec![g("Image Signature Verified By", &[ID_D])]),
             |f| verify(f, KEY_D),
-            NotEvaluated("looks it up in the transparency log at https://rekor.example.com"),
+            Violated(vec![MSG_NOT_VERIFIED]),
         ),
         case_with(
             "a Sigstore bundle (cosign 3) verifies",

@@ -12,6 +12,7 @@ use std::time::Duration;
 use testbed::fixtures::{self, ImageSpec, Layout};
 use testbed::registry::Registry;
 use testbed::rekor_standin::{Recording, TransparencyLog};
+use testbed::stub::{Answer, Stub};
 use testbed::{Imagegate, Output, run_with_timeout, temp_dir, tools, write_file};
 
 const PASSWORD: &str = "stackrox signatures";
@@ -188,8 +189,92 @@ fn cosign_3_bundles_count_for_stackrox() {
         "--allow-http-registry",
         &bed.registry.image(&format!("bundled@{}", layout.digest)),
     ]);
-    bed.check("bundled", ID_PLAIN, &integrations).expect_code(0);
-    // With the log on, a bundle must carry a log entry; this one has none.
-    bed.check("bundled", ID_LOGGED, &integrations)
-        .expect_code(1);
+    // docker-registry has no referrers API, so the bundle is listed under the referrers tag
+    // schema, whose index entry cosign types `application/vnd.oci.empty.v1+json`. StackRox keeps
+    // only entries typed as bundles: it does not see this signature, and neither does the check.
+    bed.check("bundled", ID_PLAIN, &integrations).expect_code(1);
+
+    // A registry with the referrers API types the entry from the manifest. A stand-in serves
+    // what cosign 3 stored in the real registry, with that API.
+    let repo = bed.registry.image("bundled");
+    let raw = |reference: &str| testbed::raw::manifest_bytes(&format!("{repo}{reference}"));
+    let tag_index: serde_json::Value =
+        serde_json::from_slice(&raw(&format!(":{}", layout.digest.replace(':', "-")))).unwrap();
+    let referrer_digest = tag_index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let referrer = raw(&format!("@{referrer_digest}"));
+    let referrer_json: serde_json::Value = serde_json::from_slice(&referrer).unwrap();
+    let bundle_digest = referrer_json["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image = raw(":v1");
+    let image_json: serde_json::Value = serde_json::from_slice(&image).unwrap();
+    let config_digest = image_json["config"]["digest"].as_str().unwrap().to_string();
+    let api_index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": referrer_digest,
+            "size": referrer.len(),
+            "artifactType": referrer_json["artifactType"],
+        }],
+    });
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+    let answer = |body: Vec<u8>, media_type: &str| {
+        vec![Answer::new(200, body).header("Content-Type", media_type)]
+    };
+    let paths = [
+        format!("/v2/bundled/manifests/{}", layout.digest),
+        format!("/v2/bundled/referrers/{}", layout.digest),
+        format!("/v2/bundled/manifests/{referrer_digest}"),
+        format!("/v2/bundled/blobs/{bundle_digest}"),
+        format!("/v2/bundled/blobs/{config_digest}"),
+    ];
+    let stub = Stub::start(vec![
+        (("GET", "/v2/"), vec![Answer::new(200, "{}")]),
+        (
+            ("GET", "/v2/bundled/manifests/v1"),
+            answer(image.clone(), manifest_type),
+        ),
+        (("GET", paths[0].as_str()), answer(image, manifest_type)),
+        (
+            ("GET", paths[1].as_str()),
+            answer(
+                api_index.to_string().into_bytes(),
+                "application/vnd.oci.image.index.v1+json",
+            ),
+        ),
+        (("GET", paths[2].as_str()), answer(referrer, manifest_type)),
+        (
+            ("GET", paths[3].as_str()),
+            vec![Answer::new(200, testbed::raw::blob(&repo, &bundle_digest))],
+        ),
+        (
+            ("GET", paths[4].as_str()),
+            vec![Answer::new(200, testbed::raw::blob(&repo, &config_digest))],
+        ),
+    ]);
+    // The policy file the last check wrote requires ID_PLAIN.
+    let out = Imagegate::new()
+        .args(["--insecure-registry", &stub.host(), "check"])
+        .arg(format!("{}/bundled:v1", stub.host()))
+        .args([
+            "--rules",
+            &bed.work.path().join("policy.json").display().to_string(),
+        ])
+        .args([
+            "--signature-integrations",
+            &integrations.display().to_string(),
+        ])
+        .run();
+    out.expect_code(0);
+    assert!(
+        stub.requests().iter().any(|r| r.contains(&paths[1])),
+        "{:?}",
+        stub.requests()
+    );
 }

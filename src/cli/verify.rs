@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::{Context, parse_annotation};
 use crate::cosign::rekor::RekorKey;
-use crate::cosign::{sigimage, sigstore_bundle, verify};
+use crate::cosign::sigstore_bundle::{self, Discovery};
+use crate::cosign::{sigimage, verify};
 use crate::error::{Error, Exit};
 use crate::keys::{self, KeyRef};
 use crate::source::{self, ImageSource, Store};
@@ -87,15 +88,21 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
     // image has none.
     // A registry that cannot list referrers (some answer 400 or 405, not 404) is read the old
     // way, as cosign 3 falls back on any error looking for bundles.
-    let bundles = match sigstore_bundle::fetch(registry, &sig_ref, &digest).await {
-        Ok(bundles) => bundles,
+    let found = match sigstore_bundle::fetch(registry, &sig_ref, &digest, Discovery::Cosign).await {
+        Ok(found) => found,
         Err(e) => {
             ctx.note(&format!(
                 "could not look for Sigstore bundles ({e}); reading the .sig tag instead"
             ));
-            Vec::new()
+            sigstore_bundle::Found::default()
         }
     };
+    for (manifest, why) in &found.skipped {
+        ctx.note(&format!(
+            "the referrer {manifest} was passed over, as cosign passes it over: {why}"
+        ));
+    }
+    let bundles = found.bundles;
     let (found, what, outcomes) = if !bundles.is_empty() {
         ctx.note(&format!(
             "{} Sigstore bundle(s) attached to {pinned} as referrers; verifying those (as cosign 3 does, the .sig tag is read only when there are none)",

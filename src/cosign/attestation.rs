@@ -78,6 +78,11 @@ impl Opened {
     pub fn verifies_with(&self, key: &PublicKey) -> bool {
         self.signatures.iter().any(|s| key.verify(&self.pae, s))
     }
+
+    /// How many signatures the envelope holds.
+    pub fn signature_count(&self) -> usize {
+        self.signatures.len()
+    }
 }
 
 /// DSSE's pre-authentication encoding: `DSSEv1 <len> <type> <len> <body>`.

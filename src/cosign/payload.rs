@@ -18,7 +18,9 @@ pub struct Payload {
     pub docker_reference: String,
     /// `critical.image.docker-manifest-digest`.
     pub manifest_digest: String,
-    /// `optional`, with every value as a string (non-string values as their JSON text).
+    /// The string entries of `optional`. cosign (and Kyverno) compare required annotations
+    /// with the raw values, so a number or boolean never equals a required string: such
+    /// entries are left out here rather than turned into text that could match.
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -130,12 +132,9 @@ pub fn parse(bytes: &[u8]) -> Result<Payload, PayloadError> {
         .optional
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, v)
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
         })
         .collect();
     Ok(Payload {
@@ -194,7 +193,9 @@ mod tests {
             r#"{{"critical":{{"identity":{{"docker-reference":"r/app:v1"}},"image":{{"docker-manifest-digest":"{DIGEST}"}},"type":"cosign container image signature"}},"optional":{{"creator":"containers/image 5.34","timestamp":1700000000}}}}"#
         );
         let p = parse(skopeo.as_bytes()).unwrap();
-        assert_eq!(p.annotations["timestamp"], "1700000000");
+        assert_eq!(p.annotations["creator"], "containers/image 5.34");
+        // A number never equals a required string annotation, as in cosign.
+        assert!(!p.annotations.contains_key("timestamp"));
     }
 
     #[test]

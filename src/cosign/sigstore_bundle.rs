@@ -28,15 +28,30 @@ use crate::registry::{Registry, RegistryError};
 pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 /// The predicate `cosign sign` (v3) signs.
 pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
-/// Referrers read at most, as cosign caps signature layers.
+/// A referrers index longer than this is refused (cosign caps signature layers so).
 pub const MAX_REFERRERS: usize = 1000;
+/// StackRox reads at most this many bundle referrers.
+pub const STACKROX_MAX_REFERRERS: usize = 50;
+/// One bundle's size cap (attestation bundles carry SBOMs; signature bundles are KiB).
+pub const MAX_BUNDLE: u64 = MAX_ATTESTATION;
+/// What all the bundles of one image may add up to; the rest are passed over.
+pub const MAX_BUNDLES_TOTAL: u64 = 64 * 1024 * 1024;
 
-/// One bundle as read from the registry.
+/// Which referrers count as signature bundles, as each verifier looks for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discovery {
+    /// cosign 3: every referrer whose manifest has exactly one bundle layer (v0.3 or later).
+    Cosign,
+    /// StackRox: only index entries whose `artifactType` is a bundle type, the first 50.
+    StackRox,
+}
+
+/// One readable bundle.
 #[derive(Clone, Debug)]
 pub struct FetchedBundle {
     /// The digest of the referrer manifest that holds it.
     pub manifest: String,
-    pub content: Result<OpenedBundle, String>,
+    pub content: OpenedBundle,
 }
 
 /// A readable bundle: its envelope, and whether it carries transparency-log entries.
@@ -44,6 +59,15 @@ pub struct FetchedBundle {
 pub struct OpenedBundle {
     pub envelope: Opened,
     pub tlog_entries: usize,
+}
+
+/// The bundles found, and the referrers passed over because they could not be read as one
+/// (cosign skips those too).
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub bundles: Vec<FetchedBundle>,
+    /// (referrer manifest digest, why).
+    pub skipped: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -54,9 +78,6 @@ struct Index {
 
 #[derive(Deserialize)]
 struct ArtifactManifest {
-    #[serde(rename = "artifactType", default)]
-    artifact_type: Option<String>,
-    config: Option<Descriptor>,
     #[serde(default)]
     layers: Vec<Descriptor>,
 }
@@ -79,16 +100,15 @@ struct VerificationMaterial {
     tlog_entries: Vec<serde_json::Value>,
 }
 
-/// The Sigstore bundles attached to `digest` in `repository` (the image's own, or
-/// `COSIGN_REPOSITORY`). Referrers that are not bundles are passed over, as cosign passes
-/// them over; a bundle that cannot be read is kept with the reason.
+/// The Sigstore bundles attached to `digest` in `repository`, found as `discovery` says.
 pub async fn fetch(
     registry: &Registry,
     repository: &ImageRef,
     digest: &Digest,
-) -> Result<Vec<FetchedBundle>, Error> {
+    discovery: Discovery,
+) -> Result<Found, Error> {
     let Some(raw) = registry.referrers(repository, digest).await? else {
-        return Ok(Vec::new());
+        return Ok(Found::default());
     };
     let index: Index = serde_json::from_slice(&raw.bytes).map_err(|e| {
         Error::Registry(RegistryError::BadContent {
@@ -107,77 +127,100 @@ pub async fn fetch(
             ),
         }));
     }
-    let found: Vec<Option<FetchedBundle>> = stream::iter(index.manifests)
-        .map(|entry| async move { read_referrer(registry, repository, digest, &entry).await })
+    let entries: Vec<Descriptor> = match discovery {
+        Discovery::Cosign => index.manifests,
+        Discovery::StackRox => index
+            .manifests
+            .into_iter()
+            .filter(|e| {
+                e.artifact_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
+            })
+            .take(STACKROX_MAX_REFERRERS)
+            .collect(),
+    };
+    let budget = std::sync::atomic::AtomicU64::new(MAX_BUNDLES_TOTAL);
+    let budget = &budget;
+    let read: Vec<Option<Result<FetchedBundle, (String, String)>>> = stream::iter(entries)
+        .map(|entry| async move {
+            read_referrer(registry, repository, digest, &entry, budget)
+                .await
+                .map(|r| {
+                    r.map(|content| FetchedBundle {
+                        manifest: entry.digest.clone(),
+                        content,
+                    })
+                    .map_err(|why| (entry.digest.clone(), why))
+                })
+        })
         .buffered(8)
         .collect()
         .await;
-    Ok(found.into_iter().flatten().collect())
+    let mut found = Found::default();
+    for result in read.into_iter().flatten() {
+        match result {
+            Ok(bundle) => found.bundles.push(bundle),
+            Err(skipped) => found.skipped.push(skipped),
+        }
+    }
+    Ok(found)
 }
 
-/// A referrer's bundle, or `None` when the referrer is some other artifact.
+/// A referrer's bundle; `None` when the referrer is some other artifact (not exactly one
+/// bundle layer), `Err` when it is a bundle that cannot be read.
 async fn read_referrer(
     registry: &Registry,
     repository: &ImageRef,
     digest: &Digest,
     entry: &Descriptor,
-) -> Option<FetchedBundle> {
-    // The index entry's artifactType is only a hint (cosign's tag-schema index says
-    // `application/vnd.oci.empty.v1+json` there); the manifest decides.
-    if entry
-        .artifact_type
-        .as_deref()
-        .is_some_and(|t| !t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) && !t.contains("empty"))
-    {
-        return None;
-    }
-    let fetched = |content| {
-        Some(FetchedBundle {
-            manifest: entry.digest.clone(),
-            content,
-        })
-    };
+    budget: &std::sync::atomic::AtomicU64,
+) -> Option<Result<OpenedBundle, String>> {
     let manifest = match registry.manifest(repository, &entry.digest).await {
         Ok(m) => m,
-        Err(e) => return fetched(Err(format!("its manifest cannot be read: {e}"))),
+        Err(e) => return Some(Err(format!("its manifest cannot be read: {e}"))),
     };
-    let Ok(manifest) = serde_json::from_slice::<ArtifactManifest>(&manifest.bytes) else {
+    let manifest = serde_json::from_slice::<ArtifactManifest>(&manifest.bytes).ok()?;
+    let [layer] = manifest.layers.as_slice() else {
         return None;
     };
-    let is_bundle = |t: &str| t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX);
-    let typed = manifest.artifact_type.as_deref().is_some_and(is_bundle)
-        || manifest
-            .config
-            .as_ref()
-            .and_then(|c| c.artifact_type.as_deref())
-            .is_some_and(is_bundle);
-    let layer = manifest.layers.iter().find(|l| is_bundle(&l.media_type));
-    match (typed, layer) {
-        (_, Some(layer)) => fetched(match read_layer(registry, repository, layer).await {
-            Ok(bytes) => open(&bytes, digest),
-            Err(e) => Err(e),
-        }),
-        (true, None) => fetched(Err("the bundle artifact has no bundle layer".into())),
-        (false, None) => None,
+    if !layer.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) {
+        return None;
     }
-}
-
-async fn read_layer(
-    registry: &Registry,
-    repository: &ImageRef,
-    layer: &Descriptor,
-) -> Result<Bytes, String> {
-    if layer.size < 0 || layer.size as u64 > MAX_ATTESTATION {
-        return Err(format!(
-            "the bundle declares {} bytes; imagegate reads at most {MAX_ATTESTATION}",
+    if layer.size < 0 || layer.size as u64 > MAX_BUNDLE {
+        return Some(Err(format!(
+            "the bundle declares {} bytes; imagegate reads at most {MAX_BUNDLE}",
             layer.size
-        ));
+        )));
     }
-    let digest = Digest::parse(&layer.digest).map_err(|e| format!("bad layer digest: {e}"))?;
-    registry
-        .blob(repository, &digest, MAX_ATTESTATION, "the Sigstore bundle")
+    let size = layer.size as u64;
+    let taken = budget.fetch_update(
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+        |left| left.checked_sub(size),
+    );
+    if taken.is_err() {
+        return Some(Err(format!(
+            "the image's bundles add up to more than {MAX_BUNDLES_TOTAL} bytes; this one was not read"
+        )));
+    }
+    let digest_of_layer = match Digest::parse(&layer.digest) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(format!("bad layer digest: {e}"))),
+    };
+    let bytes: Bytes = match registry
+        .blob(
+            repository,
+            &digest_of_layer,
+            MAX_BUNDLE,
+            "the Sigstore bundle",
+        )
         .await
-        .map_err(|e| e.to_string())
+    {
+        Ok(b) => b,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    Some(open(&bytes, digest))
 }
 
 /// Opens a bundle's JSON: its DSSE envelope (checked against `digest` as an attestation is).
@@ -187,6 +230,13 @@ pub fn open(bytes: &[u8], digest: &Digest) -> Result<OpenedBundle, String> {
     if !bundle.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) {
         return Err(format!(
             "is not a Sigstore bundle (media type '{}')",
+            bundle.media_type
+        ));
+    }
+    // cosign 3 reads bundles of version 0.3 and later.
+    if bundle_version(&bundle.media_type).is_none_or(|v| v < (0, 3)) {
+        return Err(format!(
+            "bundle version too old ('{}'; cosign reads v0.3 and later)",
             bundle.media_type
         ));
     }
@@ -200,13 +250,30 @@ pub fn open(bytes: &[u8], digest: &Digest) -> Result<OpenedBundle, String> {
         (None, None) => return Err("holds neither a DSSE envelope nor a signature".into()),
     };
     let envelope = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+    let envelope = attestation::open(&envelope, digest)?;
+    if envelope.signature_count() != 1 {
+        return Err(format!(
+            "its DSSE envelope holds {} signatures; a Sigstore bundle holds exactly one",
+            envelope.signature_count()
+        ));
+    }
     Ok(OpenedBundle {
-        envelope: attestation::open(&envelope, digest)?,
+        envelope,
         tlog_entries: bundle
             .verification_material
             .map(|m| m.tlog_entries.len())
             .unwrap_or_default(),
     })
+}
+
+/// The version in a bundle media type: `…bundle.v0.3+json` or `…bundle+json;version=0.3`.
+fn bundle_version(media_type: &str) -> Option<(u32, u32)> {
+    let text = media_type
+        .strip_prefix("application/vnd.dev.sigstore.bundle.v")
+        .and_then(|rest| rest.strip_suffix("+json"))
+        .or_else(|| media_type.split_once(";version=").map(|(_, v)| v))?;
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// A bundle that verified, and the JSON `cosign verify` prints for it.
@@ -246,7 +313,7 @@ fn check_one(
     claims: &Claims,
     repository: &ImageRef,
 ) -> Result<serde_json::Value, String> {
-    let opened = bundle.content.as_ref().map_err(Clone::clone)?;
+    let opened = &bundle.content;
     let envelope = &opened.envelope;
     if !envelope.verifies_with(key) {
         return Err(format!(
@@ -326,7 +393,7 @@ mod tests {
     fn fetched(bytes: &[u8], digest: &Digest) -> FetchedBundle {
         FetchedBundle {
             manifest: "sha256:00".into(),
-            content: open(bytes, digest),
+            content: open(bytes, digest).unwrap(),
         }
     }
 
@@ -380,6 +447,21 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_with_two_signatures_is_not_a_bundle() {
+        let key = LocalKey::ephemeral().unwrap();
+        let digest = Digest::sha256_of(b"image");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bundle(&key, &digest, serde_json::json!({}))).unwrap();
+        let first = json["dsseEnvelope"]["signatures"][0].clone();
+        json["dsseEnvelope"]["signatures"] = serde_json::json!([first.clone(), first]);
+        assert!(
+            open(&serde_json::to_vec(&json).unwrap(), &digest)
+                .unwrap_err()
+                .contains("holds 2 signatures")
+        );
+    }
+
+    #[test]
     fn what_is_not_a_signed_envelope_is_refused_with_a_reason() {
         let digest = Digest::sha256_of(b"image");
         assert!(
@@ -395,6 +477,23 @@ mod tests {
             open(&serde_json::to_vec(&message).unwrap(), &digest)
                 .unwrap_err()
                 .contains("message signature")
+        );
+        assert_eq!(
+            bundle_version("application/vnd.dev.sigstore.bundle.v0.3+json"),
+            Some((0, 3))
+        );
+        assert_eq!(
+            bundle_version("application/vnd.dev.sigstore.bundle+json;version=0.2"),
+            Some((0, 2))
+        );
+        let old = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
+            "dsseEnvelope": {},
+        });
+        assert!(
+            open(&serde_json::to_vec(&old).unwrap(), &digest)
+                .unwrap_err()
+                .contains("too old")
         );
         let wrong_type = serde_json::json!({"mediaType": "application/json"});
         assert!(

@@ -171,6 +171,15 @@ fn check_bundle(
     let text = sig.layer.annotation(BUNDLE_ANNOTATION).ok_or(
         "the layer has no Rekor bundle, so its presence in the transparency log cannot be checked offline",
     )?;
+    if sig
+        .layer
+        .annotation(super::sigimage::CERTIFICATE_ANNOTATION)
+        .is_some()
+    {
+        return Err(
+            "the signature carries a certificate, and cosign compares the log entry with the certificate, which imagegate does not do offline".into(),
+        );
+    }
     let parsed = rekor::parse(text)?;
     let entry = parsed.check_holds(signature_b64, payload)?;
     if &entry.key_id() != key.id() {

@@ -13,7 +13,8 @@ use super::{
     FoundAttestation, FoundBundle, FoundSignature, ImageConfig, ImageFacts, KeyCheck, KeyId,
     KeyRequest, KeySource, PlatformFacts, RekorKey, ScanReport, SignatureFacts, TlogFacts,
 };
-use crate::cosign::{attestation, payload, rekor, sigimage, sigstore_bundle, verify};
+use crate::cosign::sigstore_bundle::{self, Discovery};
+use crate::cosign::{attestation, payload, rekor, sigimage, verify};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::keys::{self, Environment, KeyContext, KeyRef, PublicKey};
@@ -64,6 +65,22 @@ pub async fn gather(
         Some(path) => Some(read_scan(path)?),
         None => None,
     };
+    // Policies read signatures where the cluster would: the image's own repository, or the
+    // repository a policy names. The pipeline's COSIGN_REPOSITORY is not the cluster's; it
+    // only says where a dry run's signature would have been stored.
+    let own_location = match source {
+        ImageSource::Registry(image) => image.clone(),
+        ImageSource::Layout(_) => name.clone(),
+    };
+    let pending_at = sigimage::signature_ref(&own_location, &digest, g.env)?;
+    let pending_for = |location: &ImageRef| {
+        options.pending_signature.as_ref().map(|sig| Pending {
+            signature: sig,
+            stored_here: pending_at.registry() == location.registry()
+                && pending_at.repository() == location.repository(),
+            stored_at: pending_at.name(),
+        })
+    };
     let elsewhere = async {
         let mut out = BTreeMap::new();
         for (repository, keys) in &options.other_repositories {
@@ -77,7 +94,8 @@ pub async fn gather(
                 rekor_keys: &options.rekor_keys,
                 read_bundles: false,
             };
-            let facts = signatures(g, source, &digest, Some(&location), &wanted, None).await?;
+            let pending = pending_for(&location);
+            let facts = signatures(g, source, &digest, &location, &wanted, pending).await?;
             out.insert(repository.clone(), facts);
         }
         Ok::<_, Error>(out)
@@ -94,9 +112,9 @@ pub async fn gather(
             g,
             source,
             &digest,
-            None,
+            &own_location,
             &own,
-            options.pending_signature.as_ref()
+            pending_for(&own_location)
         ),
         elsewhere
     );
@@ -316,16 +334,25 @@ fn parse_config(bytes: &[u8]) -> Result<ParsedConfig, String> {
     })
 }
 
-/// The signatures (and attestations) stored for `digest`, checked with every requested key:
-/// in `location` when given, else where cosign looks (`$COSIGN_REPOSITORY` or the image's own
-/// repository).
+/// A dry run's signature, judged as if stored (it is not in any registry).
+#[derive(Clone)]
+struct Pending<'a> {
+    signature: &'a verify::FetchedSignature,
+    /// It would be stored in the repository being read.
+    stored_here: bool,
+    /// Where it would be stored (`$COSIGN_REPOSITORY` or the image's repository).
+    stored_at: String,
+}
+
+/// The signatures (and attestations) stored for `digest` in the repository `location`,
+/// checked with every requested key; a dry run's signature counts where it would be stored.
 async fn signatures(
     g: &Gatherer<'_>,
     source: &ImageSource,
     digest: &Digest,
-    location: Option<&ImageRef>,
+    location: &ImageRef,
     wanted: &Wanted<'_>,
-    pending: Option<&verify::FetchedSignature>,
+    pending: Option<Pending<'_>>,
 ) -> Result<SignatureFacts, Error> {
     let Wanted {
         keys,
@@ -339,13 +366,19 @@ async fn signatures(
         if let Some(pending) = pending {
             // A local layout in a dry run: the signature made in memory is the only one.
             let public = public_keys(g, keys).await?;
-            return Ok(checked(
-                std::slice::from_ref(pending),
-                wanted,
-                &public,
-                digest,
-                "the signature made in this dry run",
-            ));
+            let (signatures, absent) = if pending.stored_here {
+                (std::slice::from_ref(pending.signature), String::new())
+            } else {
+                (
+                    &[][..],
+                    format!(
+                        "the signature made in this dry run would be stored in {}, not {}",
+                        pending.stored_at,
+                        location.name()
+                    ),
+                )
+            };
+            return Ok(checked(signatures, wanted, &public, digest, &absent));
         }
         return Ok(SignatureFacts {
             unavailable: Some(
@@ -354,10 +387,7 @@ async fn signatures(
             ..SignatureFacts::default()
         });
     };
-    let sig_ref = match location {
-        Some(repo) => repo.with_tag(&digest.tag_with_suffix("sig")),
-        None => sigimage::signature_ref(image, digest, g.env)?,
-    };
+    let sig_ref = location.with_tag(&digest.tag_with_suffix("sig"));
     let att_ref = sig_ref.with_tag(&digest.tag_with_suffix("att"));
     let mut all_keys: Vec<KeyRequest> = keys.iter().chain(attestation_keys).cloned().collect();
     all_keys.sort();
@@ -375,12 +405,18 @@ async fn signatures(
         if !wanted.read_bundles || keys.is_empty() {
             return Vec::new();
         }
-        sigstore_bundle::fetch(registry, &sig_ref, digest)
-            .await
-            .unwrap_or_else(|e| {
+        match sigstore_bundle::fetch(registry, &sig_ref, digest, Discovery::StackRox).await {
+            Ok(found) => {
+                for (manifest, why) in &found.skipped {
+                    tracing::warn!("the referrer {manifest} of {image} was passed over: {why}");
+                }
+                found.bundles
+            }
+            Err(e) => {
                 tracing::warn!("Sigstore bundles of {image} could not be listed: {e}");
                 Vec::new()
-            })
+            }
+        }
     };
     let (sig_image, att_image, public, bundles) = tokio::join!(
         sigimage::read(registry, &sig_ref),
@@ -394,7 +430,9 @@ async fn signatures(
         Some(image) if !keys.is_empty() => verify::fetch(registry, &image).await,
         _ => Vec::new(),
     };
-    fetched.extend(pending.cloned());
+    if let Some(pending) = pending.as_ref().filter(|p| p.stored_here) {
+        fetched.push(pending.signature.clone());
+    }
     let mut facts = checked(
         &fetched,
         wanted,
@@ -447,12 +485,8 @@ fn bundle_facts(
         .iter()
         .map(|b| FoundBundle {
             manifest: b.manifest.clone(),
-            predicate_type: b
-                .content
-                .as_ref()
-                .ok()
-                .map(|c| c.envelope.predicate_type.clone()),
-            tlog_entries: b.content.as_ref().map(|c| c.tlog_entries).unwrap_or(0),
+            predicate_type: Some(b.content.envelope.predicate_type.clone()),
+            tlog_entries: b.content.tlog_entries,
         })
         .collect();
     let claims = verify::Claims {
@@ -638,6 +672,16 @@ fn tlog_facts(
         integrated_time: parsed.integrated_time,
         ..TlogFacts::default()
     };
+    if sig
+        .layer
+        .annotation(sigimage::CERTIFICATE_ANNOTATION)
+        .is_some()
+    {
+        facts.unchecked = Some(
+            "the signature carries a certificate, and cosign compares the log entry with the certificate, which imagegate does not do offline".into(),
+        );
+        return facts;
+    }
     let signature = sig
         .layer
         .annotation(sigimage::SIGNATURE_ANNOTATION)

@@ -281,6 +281,9 @@ pub struct TlogFacts {
     /// Why the bundle does not vouch for this layer: unreadable, or its entry records another
     /// signature or another payload's hash. `None` when the entry is this layer's.
     pub problem: Option<String>,
+    /// Why the bundle cannot be judged offline, if so (a layer with a certificate: cosign then
+    /// compares the entry with the certificate).
+    pub unchecked: Option<String>,
     /// The id of the public key the log entry records.
     pub entry_key: Option<KeyId>,
     /// The checked keys (as in [`SignatureFacts::checks`]) that are the entry's key; cosign
@@ -298,14 +301,17 @@ pub enum TlogVerdict {
     Accepted,
     /// It does not, with cosign's reason.
     Refused(String),
-    /// The bundle was not checked with that log's key.
-    NotChecked,
+    /// It cannot be told offline, and why.
+    NotChecked(String),
 }
 
 impl TlogFacts {
     /// cosign's `VerifyBundle` for a signature verified with `key`: the entry records this
     /// signature, payload and key, and the SET verifies with the log key `rekor`.
     pub fn verdict(&self, key: &KeyId, rekor: &KeyId) -> TlogVerdict {
+        if let Some(why) = &self.unchecked {
+            return TlogVerdict::NotChecked(why.clone());
+        }
         if let Some(problem) = &self.problem {
             return TlogVerdict::Refused(problem.clone());
         }
@@ -315,7 +321,7 @@ impl TlogFacts {
             ));
         }
         match self.set_checks.get(rekor) {
-            None => TlogVerdict::NotChecked,
+            None => TlogVerdict::NotChecked(format!("the bundle was not checked with {rekor}")),
             Some(Err(why)) => TlogVerdict::Refused(why.clone()),
             Some(Ok(())) => TlogVerdict::Accepted,
         }

@@ -170,9 +170,15 @@ impl Registry {
                 self.get_manifest_once(&host, &grant, image, "referrers", &url)
             })
             .await;
+        // As go-containerregistry (cosign, StackRox): 404, 400 and 406, or an answer that is
+        // not an index, mean the API is not there.
         match answer {
-            Ok(index) => Ok(Some(index)),
-            Err(RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. }) => {
+            Ok(index) if index.media_type == crate::oci::OCI_INDEX => Ok(Some(index)),
+            Ok(_)
+            | Err(RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. })
+            | Err(RegistryError::Status {
+                status: 400 | 406, ..
+            }) => {
                 self.manifest_if_exists(image, &digest.referrers_tag())
                     .await
             }

@@ -151,6 +151,7 @@ fn tlog(signed_by: &[KeyId], rekor: &[KeyId]) -> TlogFacts {
         log_index: 1,
         integrated_time: 1_700_000_000,
         problem: None,
+        unchecked: None,
         entry_key: signed_by.first().cloned(),
         entry_key_of: signed_by.to_vec(),
         set_checks,

@@ -217,7 +217,7 @@ fn check_signatures(
             verified.into_iter().filter(|s| s.tlog.is_some()).collect();
         if bundled.is_empty() {
             return Check::Fail(
-                "no matching signatures: the signature has no transparency-log (Rekor) bundle, and the policy does not set rekor.ignoreTlog: true, so Kyverno requires the signature in the transparency log".into(),
+                "no matching signatures: the signature has no transparency-log (Rekor) bundle, and the policy does not set rekor.ignoreTlog: true, so Kyverno requires the signature in the transparency log (cosign attaches the bundle whenever it uploads a signature, so one without it was not uploaded and Kyverno's lookup will not find it)".into(),
             );
         }
         let Some(pubkey) = tlog.pubkey else {
@@ -236,9 +236,9 @@ fn check_signatures(
             match facts.verdict(key, &rekor_id) {
                 TlogVerdict::Accepted => accepted.push(sig),
                 TlogVerdict::Refused(why) => reasons.push(why),
-                TlogVerdict::NotChecked => {
+                TlogVerdict::NotChecked(why) => {
                     return Check::Unknown(format!(
-                        "the signature's Rekor bundle was not checked with the policy's rekor.pubkey ({rekor_id})"
+                        "the signature's Rekor bundle cannot be judged offline with the policy's rekor.pubkey: {why}"
                     ));
                 }
             }

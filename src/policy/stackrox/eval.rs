@@ -542,7 +542,7 @@ fn names_image(docker_reference: &str, image: &ImageName) -> bool {
 
 /// Whether the integration's transparency-log setting lets a `.sig` signature verified with
 /// `key` count: always when it is off; with the log on, when the signature's Rekor bundle is
-/// vouched for by the log key; `Err` when only an online lookup could tell.
+/// vouched for by the log key; `Err` when that cannot be told offline.
 fn logged(
     integration: &SignatureIntegration,
     sig: &FoundSignature,
@@ -552,28 +552,22 @@ fn logged(
         return Ok(true);
     };
     let id = &integration.id;
+    // Offline validation needs the bundle. Online, StackRox would look the signature up in
+    // Rekor; but cosign attaches the bundle whenever it uploads a signature, so one without it
+    // was not uploaded and the lookup would not find it.
+    let Some(facts) = &sig.tlog else {
+        return Ok(false);
+    };
     let Some(rekor) = &tlog.rekor else {
         return Err(format!(
             "signature integration {id} checks the transparency log with Sigstore's public Rekor keys, which come from TUF (online); name the log's key in transparencyLog.publicKeyPemEnc"
         ));
     };
-    match &sig.tlog {
-        Some(facts) => match facts.verdict(key, &rekor.id) {
-            TlogVerdict::Accepted => Ok(true),
-            TlogVerdict::Refused(_) => Ok(false),
-            TlogVerdict::NotChecked => Err(format!(
-                "the signature's Rekor bundle was not checked with the log key of signature integration {id}"
-            )),
-        },
-        // Offline validation needs the bundle; without one StackRox refuses the signature.
-        None if tlog.validate_offline => Ok(false),
-        None => Err(format!(
-            "the signature carries no Rekor bundle, and signature integration {id} then looks it up in the transparency log{}, which is online",
-            if tlog.url.is_empty() {
-                String::new()
-            } else {
-                format!(" at {}", tlog.url)
-            }
+    match facts.verdict(key, &rekor.id) {
+        TlogVerdict::Accepted => Ok(true),
+        TlogVerdict::Refused(_) => Ok(false),
+        TlogVerdict::NotChecked(why) => Err(format!(
+            "the signature's Rekor bundle cannot be judged offline for signature integration {id}: {why}"
         )),
     }
 }

@@ -8,8 +8,9 @@
 //! [`KeyId::Uri`]s. Keyless verification (`cosignCertificates`) cannot be checked offline; such
 //! an integration is kept, and policies naming it are reported as not evaluated. An enabled
 //! `transparencyLog` makes a signature count only with its Rekor bundle, checked with
-//! `publicKeyPemEnc` (without that key, or without a bundle when `validateOffline` is off, only
-//! an online lookup could tell: not evaluated).
+//! `publicKeyPemEnc` (without that key only Sigstore's TUF keys, online, could tell: not
+//! evaluated). A signature without a bundle was never uploaded (cosign attaches the bundle
+//! whenever it uploads), so it does not count, whether or not `validateOffline` is set.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
