@@ -333,6 +333,68 @@ fn a_dry_run_signature_counts_for_policies_that_ask_for_the_key() {
     assert!(out.stdout.contains("signed-by-ci"), "{}", out.stdout);
 }
 
+/// A Kyverno policy requiring `public`'s signature on images of `host`, read from
+/// `repository` when given (the policy's `repository:` field).
+fn kyverno_key_policy(dir: &Path, host: &str, public: &Path, repository: Option<&str>) -> PathBuf {
+    let pem = std::fs::read_to_string(public).unwrap();
+    let repository = repository
+        .map(|r| format!("          repository: {r}\n"))
+        .unwrap_or_default();
+    write_file(
+        dir,
+        if repository.is_empty() {
+            "own.yaml"
+        } else {
+            "elsewhere.yaml"
+        },
+        &format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: signed-by-ci\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: verify\n      match:\n        any:\n          - resources:\n              kinds: [Pod]\n      verifyImages:\n        - imageReferences: [\"{host}/*\"]\n{repository}          attestors:\n            - entries:\n                - keys:\n                    publicKeys: |-\n{}\n                    rekor:\n                      ignoreTlog: true\n",
+            pem.lines()
+                .map(|l| format!("                      {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    )
+}
+
+#[test]
+fn signatures_are_judged_where_the_cluster_reads_them_not_at_cosign_repository() {
+    // The pipeline stores signatures in COSIGN_REPOSITORY; the cluster's Kyverno reads the
+    // image's own repository unless the policy names another. The gate judges the same way,
+    // in a dry run (the signature counts where it would be stored) and for real.
+    let registry = Registry::start();
+    let dir = temp_dir();
+    let layout = fixtures::write_image(dir.path(), "v1", &ImageSpec::rich());
+    fixtures::push(&layout, &registry, "app:v1");
+    let k = temp_dir();
+    let (key, public) = keys(k.path());
+    let signatures = registry.image("signatures");
+    let own = kyverno_key_policy(k.path(), &registry.host(), &public, None);
+    let elsewhere = kyverno_key_policy(k.path(), &registry.host(), &public, Some(&signatures));
+    let run = |policy: &Path, dry_run: bool| {
+        let mut ig = gate(&registry.host())
+            .env("COSIGN_REPOSITORY", &signatures)
+            .args([
+                &registry.image("app:v1"),
+                "--key",
+                &key.display().to_string(),
+            ])
+            .args(["--rules", "none", "--policy", &policy.display().to_string()]);
+        if dry_run {
+            ig = ig.arg("--dry-run");
+        }
+        ig.run()
+    };
+    run(&own, true).expect_code(1);
+    run(&elsewhere, true).expect_code(0);
+    run(&own, false).expect_code(1);
+    run(&elsewhere, false).expect_code(0);
+    // The signature went to COSIGN_REPOSITORY, not next to the image.
+    let sig_tag = format!("{}.sig", layout.digest.replace(':', "-"));
+    assert!(raw::tags(&signatures).contains(&sig_tag));
+    assert!(!raw::tags(&registry.image("app")).contains(&sig_tag));
+}
+
 #[test]
 fn github_tekton_and_gitlab_outputs_are_written_where_they_are_read() {
     let Some(buster) = buster() else { return };

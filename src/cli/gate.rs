@@ -110,6 +110,11 @@ pub async fn run(ctx: &Context, args: GateArgs) -> Result<Exit, Error> {
     progress.done(&format!("resolved {} to {digest}", args.image));
 
     // 2. Sign the digest.
+    if let Some(repository) = ctx.env.non_empty("COSIGN_REPOSITORY") {
+        ctx.note(&format!(
+            "signatures are stored in COSIGN_REPOSITORY ({repository}); policies read them where the cluster does: the image's own repository, unless a policy names a repository"
+        ));
+    }
     progress.step("signing");
     let http = match registry {
         Some(r) => r.http(),
